@@ -1,0 +1,18 @@
+"""pystanmods: precompiled hierarchical Stan models for CRISPR-Cas9 knockout screens."""
+
+from pystanmods.data import DataError, write_stan_json
+from pystanmods.models import get_model, list_models
+from pystanmods.sampling import compile_model, fit, log_prob
+from pystanmods.stanfit import StanFit
+
+__version__ = "0.1.0"
+__all__ = [
+    "DataError",
+    "StanFit",
+    "compile_model",
+    "fit",
+    "get_model",
+    "list_models",
+    "log_prob",
+    "write_stan_json",
+]

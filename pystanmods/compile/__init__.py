@@ -1,0 +1,1 @@
+"""Stan sources from templates, and the cache of compiled models."""

@@ -1,0 +1,17 @@
+"""Data preparation: tidy frames in, validated Stan data out."""
+
+from pystanmods.data.errors import DataError
+from pystanmods.data.indexing import Index, encode, nested
+from pystanmods.data.stan_json import write_stan_json
+from pystanmods.data.validate import label_column, numeric_column, resolve_columns
+
+__all__ = [
+    "DataError",
+    "Index",
+    "encode",
+    "label_column",
+    "nested",
+    "numeric_column",
+    "resolve_columns",
+    "write_stan_json",
+]

@@ -1,0 +1,32 @@
+"""Run PyStan 3 from inside a running asyncio loop, as in a Jupyter notebook.
+
+PyStan 3 calls ``asyncio.run``, which refuses to start while a loop is
+running. Rather than patch asyncio globally (nest_asyncio), the call runs in a
+worker thread that has no loop of its own, and the notebook's loop is left
+alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def loop_is_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def run_outside_loop(function: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Call ``function`` here, or in a fresh thread when an event loop is running."""
+    if not loop_is_running():
+        return function(*args, **kwargs)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pystanmods") as pool:
+        return pool.submit(function, *args, **kwargs).result()

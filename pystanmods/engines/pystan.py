@@ -1,0 +1,178 @@
+"""The embedded engine: the Stan inside httpstan, driven through PyStan 3.
+
+httpstan ships stanc and the Stan services, so this engine needs nothing but
+PyPI and a C++ compiler. Its compiled extension modules are kept under
+pystanmods' cache directory rather than httpstan's default one, so that the
+whole cache is one place (``pystanmods cache``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import time
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pystanmods.engines.asyncio_compat import run_outside_loop
+from pystanmods.engines.base import SAMPLE_STATS, Draws, Engine, Program
+from pystanmods.engines.options import SamplerOptions
+
+_HTTPSTAN_DIR: Path | None = None
+
+
+def _use_pystanmods_cache() -> None:
+    """Point httpstan's model cache into pystanmods' cache directory.
+
+    httpstan looks the directory up through ``httpstan.cache.cache_directory``
+    on every call, in this process and in the sampler processes it forks, so
+    replacing that function once is enough.
+    """
+    global _HTTPSTAN_DIR
+    import httpstan
+    import httpstan.cache
+
+    from pystanmods.compile.cache import cache_root
+
+    directory = cache_root() / f"httpstan-{httpstan.__version__}"
+    if _HTTPSTAN_DIR != directory:
+        directory.mkdir(parents=True, exist_ok=True)
+        httpstan.cache.cache_directory = lambda: directory
+        _HTTPSTAN_DIR = directory
+
+
+def _httpstan_stan_version() -> str:
+    """Stan's version as httpstan ships it, read from the bundled Stan headers."""
+    import re
+    from importlib.resources import files
+
+    header = files("httpstan").joinpath("include/stan/version.hpp").read_text()
+    parts = [re.search(rf"#define STAN_{part} (\d+)", header) for part in ("MAJOR", "MINOR", "PATCH")]
+    return ".".join(m.group(1) for m in parts if m)
+
+
+def _program_code(program: Program, key_options: dict[str, Any]) -> str:
+    """The code handed to httpstan.
+
+    httpstan names a model by a hash of its code alone, so the compile options
+    go into a leading comment: a build with other options is another model.
+    """
+    return f"// pystanmods {program.name} options={sorted(key_options.items())}\n{program.code}"
+
+
+class PyStanEngine(Engine):
+    """Stan 2.35 through httpstan 4.13 and PyStan 3."""
+
+    name = "pystan"
+
+    def stan_version(self) -> str:
+        if self._stan_version is None:
+            self._stan_version = _httpstan_stan_version()
+        return self._stan_version
+
+    def __init__(self) -> None:
+        self._stan_version: str | None = None
+
+    def default_compile_options(self) -> dict[str, Any]:
+        # httpstan's own defaults, stated here so that they are part of the key.
+        return {"extra_compile_args": ["-O3", "-std=c++14", "-Wno-sign-compare"]}
+
+    def _options(self, program: Program) -> dict[str, Any]:
+        return {**self.default_compile_options(), **program.options}
+
+    def _model_name(self, program: Program) -> str:
+        import httpstan.models
+
+        return httpstan.models.calculate_model_name(_program_code(program, self._options(program)))
+
+    def is_built(self, program: Program, directory: Path) -> bool:
+        import httpstan.cache
+
+        _use_pystanmods_cache()
+        model_dir = httpstan.cache.model_directory(self._model_name(program))
+        return model_dir.is_dir() and any(p.suffix in EXTENSION_SUFFIXES for p in model_dir.iterdir())
+
+    def build(self, program: Program, directory: Path) -> None:
+        import httpstan.cache
+        import httpstan.compile
+        import httpstan.models
+
+        _use_pystanmods_cache()
+        options = self._options(program)
+        code = _program_code(program, options)
+        model_name = httpstan.models.calculate_model_name(code)
+        (directory / f"{program.name}.stan").write_text(code)
+        # The steps of httpstan's own create-model view, so that PyStan later
+        # finds a complete cache entry and does not build again.
+        httpstan.cache.delete_model_directory(model_name)
+        stan_model_name = f"model_{model_name.split('/')[1]}"
+        _, stanc_warnings = httpstan.compile.compile(code, stan_model_name)
+        httpstan.cache.dump_stanc_warnings(stanc_warnings, model_name)
+        compiler_output = run_outside_loop(
+            asyncio.run,
+            httpstan.models.build_services_extension_module(code, extra_compile_args=options["extra_compile_args"]),
+        )
+        httpstan.cache.dump_services_extension_module_compiler_output(compiler_output, model_name)
+        (directory / "httpstan_model").write_text(model_name)
+
+    def _posterior(self, program: Program, data: dict[str, Any], seed: int | None) -> Any:
+        import stan
+
+        _use_pystanmods_cache()
+        code = _program_code(program, self._options(program))
+        # PyStan announces "Building..." on stdout even when the model is cached.
+        with contextlib.redirect_stdout(io.StringIO()):
+            return run_outside_loop(stan.build, code, data=_plain(data), random_seed=seed)
+
+    def sample(self, program: Program, directory: Path, data: dict[str, Any], options: SamplerOptions) -> Draws:
+        posterior = self._posterior(program, data, options.seed)
+        start = time.perf_counter()
+        fit = run_outside_loop(posterior.sample, **options.for_httpstan())
+        seconds = time.perf_counter() - start
+        chains = fit.num_chains
+        variables = {}
+        for name, dims in zip(fit.param_names, fit.dims):
+            values = np.asarray(fit[name])
+            # PyStan interleaves chains along the last axis: draw-major, chain-minor.
+            values = values.reshape(*dims, values.shape[-1] // chains, chains)
+            variables[name] = np.moveaxis(values, (-1, -2), (0, 1))
+        stats = {}
+        for stan_name, arviz_name in SAMPLE_STATS.items():
+            values = np.asarray(fit[stan_name]).reshape(-1, chains).T
+            stats[arviz_name] = values.astype(bool) if arviz_name == "diverging" else values
+        return Draws(variables=variables, sample_stats=stats, sampling_seconds=seconds, options=options)
+
+    def log_prob(
+        self,
+        program: Program,
+        directory: Path,
+        data: dict[str, Any],
+        params: dict[str, Any],
+        jacobian: bool = True,
+    ) -> float:
+        posterior = self._posterior(program, data, None)
+        unconstrained = run_outside_loop(posterior.unconstrain_pars, _plain(params))
+        return float(run_outside_loop(posterior.log_prob, unconstrained, adjust_transform=jacobian))
+
+    def log_prob_grad(self, program: Program, data: dict[str, Any], params: dict[str, Any]) -> np.ndarray:
+        """Gradient of the log density (with Jacobian) on the unconstrained scale."""
+        posterior = self._posterior(program, data, None)
+        unconstrained = run_outside_loop(posterior.unconstrain_pars, _plain(params))
+        return np.asarray(run_outside_loop(posterior.grad_log_prob, unconstrained))
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """Numpy values as lists and Python scalars, which PyStan's JSON encoder takes."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, np.ndarray):
+            out[key] = value.tolist()
+        elif isinstance(value, np.generic):
+            out[key] = value.item()
+        else:
+            out[key] = value
+    return out

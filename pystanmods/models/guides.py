@@ -1,0 +1,224 @@
+"""Model 5 and Model 5-flat: guide (sgRNA) or gene intercepts plus cell-line intercepts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pystanmods.data import encode, label_column, nested, numeric_column
+from pystanmods.models.base import Model, Simulation, as_array, labels
+
+#: The seed's fixed sgRNA effects: 5 genes with 1, 2, 3, 4 and 5 guides.
+SEED_ALPHA_S = (-0.4, -0.2, -0.3, 0.0, -0.5, -0.6, -1.0, -1.2, -1.7, -0.8, 2.0, 1.7, 2.4, 2.1, 0.0)
+SEED_SGRNAS_PER_GENE = (1, 2, 3, 4, 5)
+
+
+def _design(
+    rng: np.random.Generator, sgrnas_per_gene: list[int], n_cells: int, n_reps: int, missing_fraction: float
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Every sgRNA in every cell line, minus a random share of sgRNA x cell-line cells."""
+    n_genes = len(sgrnas_per_gene)
+    genes, cells = labels("gene", n_genes), labels("cell", n_cells)
+    sgrna_gene = np.repeat(np.arange(n_genes), sgrnas_per_gene)
+    guides = labels("sgRNA_", sgrna_gene.size)
+    s = np.repeat(np.arange(sgrna_gene.size), n_cells)
+    c = np.tile(np.arange(n_cells), sgrna_gene.size)
+    if missing_fraction > 0:
+        keep = rng.random(s.size) >= missing_fraction
+        s, c = s[keep], c[keep]
+    s, c = np.tile(s, n_reps), np.tile(c, n_reps)
+    replicate = np.repeat(np.arange(1, n_reps + 1), s.size // n_reps)
+    frame = pd.DataFrame(
+        {
+            "gene": np.array(genes)[sgrna_gene[s]],
+            "sgrna": np.array(guides)[s],
+            "cell_line": np.array(cells)[c],
+            "replicate": replicate,
+        }
+    )
+    return frame, sgrna_gene, s, c
+
+
+class Model5(Model):
+    """sgRNA intercepts nested in genes plus cell-line intercepts.
+
+    ``logfc ~ N(alpha_s + beta_c, sigma)``, ``alpha_s ~ N(epsilon_g, sigma_alpha)``,
+    ``epsilon_g ~ N(mu_epsilon, sigma_epsilon)``.
+
+    Identification: the cell-line effects ``beta_c`` sum to zero and the seed's
+    ``mu_beta`` is dropped. In the seed, ``alpha_s + k`` and ``beta_c - k`` fit
+    equally well and ``mu_epsilon``/``mu_beta`` shared one grand mean, which made
+    its posteriors very wide and its sampler slow. Here ``alpha_s`` is a guide's
+    effect in the average cell line. The simulator's truth is on the same
+    footing: ``beta_c`` centred by its sample mean, that mean added to ``alpha_s``.
+    """
+
+    name = "model5"
+    title = "sgRNA intercepts nested in genes, plus cell-line intercepts"
+    template = "model5.stan.j2"
+    template_vars = {"flat": False}
+    required = ("gene", "cell_line", "sgrna", "logfc")
+    variable_dims = {
+        "epsilon_g": ("gene",),
+        "epsilon_g_z": ("gene",),
+        "alpha_s": ("sgrna",),
+        "alpha_s_z": ("sgrna",),
+        "beta_c": ("cell_line",),
+        "beta_c_raw": ("cell_line_free",),
+        "beta_c_z": ("cell_line_free",),
+    }
+    group_parameters = ("alpha_s", "beta_c")
+    hyperparameters = ("sigma_beta", "sigma")
+    defaults = {
+        "n_cell_lines": 20,
+        "sgrnas_per_gene": SEED_SGRNAS_PER_GENE,
+        "n_replicates": 1,
+        "missing_fraction": 0.0,
+        "alpha_s": SEED_ALPHA_S,
+        "mu_beta": 0.0,
+        "sigma_beta": 1.0,
+        "sigma": 0.5,
+        # Used only when alpha_s is drawn (alpha_s=None or other guide counts):
+        "mu_epsilon": -0.5,
+        "sigma_epsilon": 1.0,
+        "sigma_alpha": 0.5,
+    }
+
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
+        gene_labels = label_column(frame, "gene")
+        sgrna_labels = label_column(frame, "sgrna")
+        gene = encode(gene_labels)
+        sgrna = encode(sgrna_labels)
+        cell = encode(label_column(frame, "cell_line"))
+        data = {
+            "N": len(frame),
+            "G": gene.size,
+            "C": cell.size,
+            "S": sgrna.size,
+            "sgrna": sgrna.codes,
+            "sgrna_gene": nested(sgrna_labels, gene_labels, sgrna, gene),
+            "cell_line": cell.codes,
+            "logfc": numeric_column(frame, "logfc"),
+        }
+        coords = {
+            "gene": gene.labels,
+            "sgrna": sgrna.labels,
+            "cell_line": cell.labels,
+            "cell_line_free": cell.labels[1:],
+        }
+        return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+
+    def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
+        s = self.settings(overrides)
+        rng = np.random.default_rng(seed)
+        per_gene = [int(k) for k in s["sgrnas_per_gene"]]
+        n_cells = int(s["n_cell_lines"])
+        frame, sgrna_gene, si, ci = _design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
+        beta_c = rng.normal(s["mu_beta"], s["sigma_beta"], n_cells)
+        drawn = s["alpha_s"] is None or len(s["alpha_s"]) != sum(per_gene)
+        generating: dict[str, Any] = dict(s)
+        if drawn:
+            if s["alpha_s"] is not None and "alpha_s" in overrides:
+                as_array(s["alpha_s"], sum(per_gene), "alpha_s")  # raises with the sizes
+            epsilon_g = rng.normal(s["mu_epsilon"], s["sigma_epsilon"], len(per_gene))
+            alpha_s = rng.normal(epsilon_g[sgrna_gene], s["sigma_alpha"])
+            generating["epsilon_g"] = epsilon_g
+        else:
+            alpha_s = np.asarray(s["alpha_s"], dtype=float)
+        frame["logfc"] = rng.normal(alpha_s[si] + beta_c[ci], s["sigma"])
+        shift = beta_c.mean()
+        truth: dict[str, Any] = {
+            "sigma_beta": float(s["sigma_beta"]),
+            "sigma": float(s["sigma"]),
+            "alpha_s": alpha_s + shift,
+            "beta_c": beta_c - shift,
+        }
+        if drawn:
+            truth.update(
+                epsilon_g=generating["epsilon_g"] + shift,
+                mu_epsilon=float(s["mu_epsilon"] + shift),
+                sigma_epsilon=float(s["sigma_epsilon"]),
+                sigma_alpha=float(s["sigma_alpha"]),
+            )
+        generating.update(alpha_s=alpha_s, beta_c=beta_c)
+        return Simulation(data=frame, truth=truth, generating=generating)
+
+
+class Model5Flat(Model):
+    """Gene plus cell-line intercepts, no sgRNA level.
+
+    ``logfc ~ N(gamma_g + beta_c, sigma)``, ``gamma_g ~ N(mu_gamma, sigma_gamma)``,
+    with ``beta_c`` summing to zero as in :class:`Model5`. Guides of a gene are
+    treated as replicates of the gene.
+    """
+
+    name = "model5_flat"
+    title = "gene plus cell-line intercepts, no sgRNA level"
+    template = "model5.stan.j2"
+    template_vars = {"flat": True}
+    required = ("gene", "cell_line", "logfc")
+    optional = ("sgrna",)
+    variable_dims = {
+        "gamma_g": ("gene",),
+        "gamma_g_z": ("gene",),
+        "beta_c": ("cell_line",),
+        "beta_c_raw": ("cell_line_free",),
+        "beta_c_z": ("cell_line_free",),
+    }
+    group_parameters = ("gamma_g", "beta_c")
+    hyperparameters = ("sigma_beta", "sigma")
+    defaults = {
+        "n_cell_lines": 20,
+        "sgrnas_per_gene": SEED_SGRNAS_PER_GENE,
+        "n_replicates": 1,
+        "missing_fraction": 0.0,
+        # The gene means of the seed's alpha_s: the flat model's gene effects.
+        "gamma_g": tuple(
+            float(np.mean(SEED_ALPHA_S[a:b]))
+            for a, b in zip(np.cumsum((0,) + SEED_SGRNAS_PER_GENE[:-1]), np.cumsum(SEED_SGRNAS_PER_GENE))
+        ),
+        "mu_beta": 0.0,
+        "sigma_beta": 1.0,
+        "sigma": 0.5,
+        "mu_gamma": -0.5,
+        "sigma_gamma": 1.0,
+    }
+
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
+        gene = encode(label_column(frame, "gene"))
+        cell = encode(label_column(frame, "cell_line"))
+        data = {
+            "N": len(frame),
+            "G": gene.size,
+            "C": cell.size,
+            "gene": gene.codes,
+            "cell_line": cell.codes,
+            "logfc": numeric_column(frame, "logfc"),
+        }
+        coords = {"gene": gene.labels, "cell_line": cell.labels, "cell_line_free": cell.labels[1:]}
+        return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+
+    def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
+        s = self.settings(overrides)
+        rng = np.random.default_rng(seed)
+        per_gene = [int(k) for k in s["sgrnas_per_gene"]]
+        n_cells = int(s["n_cell_lines"])
+        frame, sgrna_gene, si, ci = _design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
+        beta_c = rng.normal(s["mu_beta"], s["sigma_beta"], n_cells)
+        gamma_g = as_array(s["gamma_g"], len(per_gene), "gamma_g") if s["gamma_g"] is not None and len(s["gamma_g"]) == len(per_gene) else None
+        drawn = gamma_g is None
+        if drawn:
+            gamma_g = rng.normal(s["mu_gamma"], s["sigma_gamma"], len(per_gene))
+        frame["logfc"] = rng.normal(gamma_g[sgrna_gene[si]] + beta_c[ci], s["sigma"])
+        shift = beta_c.mean()
+        truth: dict[str, Any] = {
+            "sigma_beta": float(s["sigma_beta"]),
+            "sigma": float(s["sigma"]),
+            "gamma_g": gamma_g + shift,
+            "beta_c": beta_c - shift,
+        }
+        if drawn:
+            truth.update(mu_gamma=float(s["mu_gamma"] + shift), sigma_gamma=float(s["sigma_gamma"]))
+        return Simulation(data=frame, truth=truth, generating={**s, "gamma_g": gamma_g, "beta_c": beta_c})

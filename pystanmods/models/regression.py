@@ -1,0 +1,108 @@
+"""Models 1 and 2: logFC regressed on RNA expression, for one gene or many."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pystanmods.data import encode, label_column, numeric_column
+from pystanmods.models.base import Model, Simulation, as_array, labels, require_single
+
+
+class Model1(Model):
+    """One gene: ``logfc ~ N(alpha + beta * rna, sigma)``.
+
+    Priors are the seed's: alpha ~ N(0, 10), beta ~ N(0, 1), sigma ~ HalfNormal(5).
+    With no group level the centered and non-centered programs are one program
+    (``stan/model1.stan``).
+    """
+
+    name = "model1"
+    title = "one gene, RNA expression covariate"
+    template = "model1.stan.j2"
+    hierarchical = False
+    required = ("rna", "logfc")
+    optional = ("gene", "cell_line")
+    recommended = "centered"
+    hyperparameters = ("alpha", "beta", "sigma")
+    defaults = {"n_cell_lines": 20, "alpha": 0.5, "beta": -1.0, "sigma": 0.3}
+
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
+        require_single(frame, "gene", self.name)
+        rna = numeric_column(frame, "rna")
+        logfc = numeric_column(frame, "logfc")
+        return {"N": len(frame), "rna": rna, "logfc": logfc}, {}, {}
+
+    def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
+        s = self.settings(overrides)
+        rng = np.random.default_rng(seed)
+        n = int(s["n_cell_lines"])
+        rna = rng.normal(0, 1, n)
+        logfc = s["alpha"] + s["beta"] * rna + rng.normal(0, s["sigma"], n)
+        data = pd.DataFrame(
+            {"gene": "geneA", "cell_line": labels("cell", n), "rna": rna, "logfc": logfc}
+        )
+        truth = {k: float(s[k]) for k in ("alpha", "beta", "sigma")}
+        return Simulation(data=data, truth=truth, generating=dict(s))
+
+
+class Model2(Model):
+    """Many genes with partially pooled intercepts and RNA slopes.
+
+    ``alpha_g ~ N(mu_alpha, sigma_alpha)`` and ``beta_g ~ N(mu_beta, sigma_beta)``
+    with the priors of the seed's code cell. Every parameter is identified.
+    """
+
+    name = "model2"
+    title = "many genes, partial pooling of intercepts and RNA slopes"
+    template = "model2.stan.j2"
+    required = ("gene", "rna", "logfc")
+    optional = ("cell_line",)
+    variable_dims = {"alpha_g": ("gene",), "beta_g": ("gene",), "alpha_g_z": ("gene",), "beta_g_z": ("gene",)}
+    group_parameters = ("alpha_g", "beta_g")
+    hyperparameters = ("mu_alpha", "sigma_alpha", "mu_beta", "sigma_beta", "sigma")
+    defaults = {
+        "n_cell_lines": 30,
+        "n_genes": 5,
+        "mu_alpha": -1.0,
+        "sigma_alpha": 1.0,
+        "mu_beta": -1.0,
+        "sigma_beta": 2.0,
+        "sigma": 0.5,
+        "alpha_g": None,
+        "beta_g": None,
+    }
+
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
+        gene = encode(label_column(frame, "gene"))
+        data = {
+            "N": len(frame),
+            "G": gene.size,
+            "gene": gene.codes,
+            "rna": numeric_column(frame, "rna"),
+            "logfc": numeric_column(frame, "logfc"),
+        }
+        return data, {"gene": gene.labels}, {k: list(v) for k, v in self.variable_dims.items()}
+
+    def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
+        s = self.settings(overrides)
+        rng = np.random.default_rng(seed)
+        n_genes, n_cells = int(s["n_genes"]), int(s["n_cell_lines"])
+        alpha_g = as_array(s["alpha_g"], n_genes, "alpha_g")
+        if alpha_g is None:
+            alpha_g = rng.normal(s["mu_alpha"], s["sigma_alpha"], n_genes)
+        beta_g = as_array(s["beta_g"], n_genes, "beta_g")
+        if beta_g is None:
+            beta_g = rng.normal(s["mu_beta"], s["sigma_beta"], n_genes)
+        genes, cells = labels("gene", n_genes), labels("cell", n_cells)
+        g = np.repeat(np.arange(n_genes), n_cells)
+        rna = rng.normal(0, 1, n_genes * n_cells)
+        logfc = alpha_g[g] + beta_g[g] * rna + rng.normal(0, s["sigma"], g.size)
+        data = pd.DataFrame(
+            {"gene": np.array(genes)[g], "cell_line": np.tile(cells, n_genes), "rna": rna, "logfc": logfc}
+        )
+        truth = {k: float(s[k]) for k in self.hyperparameters}
+        truth.update(alpha_g=alpha_g, beta_g=beta_g)
+        return Simulation(data=data, truth=truth, generating={**s, "alpha_g": alpha_g, "beta_g": beta_g})

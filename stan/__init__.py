@@ -1,0 +1,1 @@
+"""The Stan programs of pystanmods, shipped inside the package as ``pystanmods.stan``."""

@@ -1,0 +1,1 @@
+"""DepMap releases to tidy modeling frames."""

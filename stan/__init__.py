@@ -1,1 +1,0 @@
-"""The Stan programs of pystanmods, shipped inside the package as ``pystanmods.stan``."""

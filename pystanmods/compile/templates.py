@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import re
 import sys
-from importlib.resources import files
 from pathlib import Path
 
 import jinja2
 
 from pystanmods.models import PARAMETERIZATIONS, Model, all_models
-
-
-def stan_dir() -> Path:
-    """Directory of the Stan programs (``stan/`` in the repository)."""
-    return Path(str(files("pystanmods.stan")))
+from pystanmods.models.base import stan_dir
 
 
 def _environment() -> jinja2.Environment:

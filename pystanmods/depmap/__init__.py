@@ -1,1 +1,28 @@
-"""DepMap releases to tidy modeling frames."""
+"""DepMap releases to tidy modeling frames.
+
+>>> from pystanmods import depmap
+>>> frame, report = depmap.prepare("tests/data/depmap-sample", genes=["KRAS", "MYB"])  # doctest: +SKIP
+>>> depmap.supported_models(frame)  # doctest: +SKIP
+>>> fit = depmap.fit_frame("model5", frame, engine="pystan", seed=1)  # doctest: +SKIP
+
+How logFC is computed is in :mod:`pystanmods.depmap.logfc`; how covariates
+are joined in :mod:`pystanmods.depmap.covariates`.
+"""
+
+from pystanmods.depmap.fit import check_frame, fit_frame, supported_models
+from pystanmods.depmap.prepare import COLUMNS, Prepared, prepare
+from pystanmods.depmap.release import Release, parse_gene_labels, read_release
+from pystanmods.depmap.report import PrepareReport
+
+__all__ = [
+    "COLUMNS",
+    "PrepareReport",
+    "Prepared",
+    "Release",
+    "check_frame",
+    "fit_frame",
+    "parse_gene_labels",
+    "prepare",
+    "read_release",
+    "supported_models",
+]

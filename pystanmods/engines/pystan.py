@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import shutil
 import time
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
@@ -90,11 +91,22 @@ class PyStanEngine(Engine):
         return httpstan.models.calculate_model_name(_program_code(program, self._options(program)))
 
     def is_built(self, program: Program, directory: Path) -> bool:
+        return _has_module(directory / "httpstan")
+
+    def _install(self, program: Program, directory: Path) -> None:
+        """Make httpstan find the build kept in ``directory``.
+
+        httpstan names a model by a hash that includes ``sys.executable``, so
+        the same virtualenv reached as ``python`` or ``python3`` would build the
+        model again. The entry keeps a copy of the build; it is copied to
+        whatever name this interpreter gives the model.
+        """
         import httpstan.cache
 
         _use_pystanmods_cache()
         model_dir = httpstan.cache.model_directory(self._model_name(program))
-        return model_dir.is_dir() and any(p.suffix in EXTENSION_SUFFIXES for p in model_dir.iterdir())
+        if not _has_module(model_dir):
+            shutil.copytree(directory / "httpstan", model_dir, dirs_exist_ok=True)
 
     def build(self, program: Program, directory: Path) -> None:
         import httpstan.cache
@@ -117,19 +129,21 @@ class PyStanEngine(Engine):
             httpstan.models.build_services_extension_module(code, extra_compile_args=options["extra_compile_args"]),
         )
         httpstan.cache.dump_services_extension_module_compiler_output(compiler_output, model_name)
-        (directory / "httpstan_model").write_text(model_name)
+        kept = directory / "httpstan"
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(httpstan.cache.model_directory(model_name), kept, ignore=shutil.ignore_patterns("fits"))
 
-    def _posterior(self, program: Program, data: dict[str, Any], seed: int | None) -> Any:
+    def _posterior(self, program: Program, directory: Path, data: dict[str, Any], seed: int | None) -> Any:
         import stan
 
-        _use_pystanmods_cache()
+        self._install(program, directory)
         code = _program_code(program, self._options(program))
         # PyStan announces "Building..." on stdout even when the model is cached.
         with contextlib.redirect_stdout(io.StringIO()):
             return run_outside_loop(stan.build, code, data=_plain(data), random_seed=seed)
 
     def sample(self, program: Program, directory: Path, data: dict[str, Any], options: SamplerOptions) -> Draws:
-        posterior = self._posterior(program, data, options.seed)
+        posterior = self._posterior(program, directory, data, options.seed)
         start = time.perf_counter()
         fit = run_outside_loop(posterior.sample, **options.for_httpstan())
         seconds = time.perf_counter() - start
@@ -154,15 +168,19 @@ class PyStanEngine(Engine):
         params: dict[str, Any],
         jacobian: bool = True,
     ) -> float:
-        posterior = self._posterior(program, data, None)
+        posterior = self._posterior(program, directory, data, None)
         unconstrained = run_outside_loop(posterior.unconstrain_pars, _plain(params))
         return float(run_outside_loop(posterior.log_prob, unconstrained, adjust_transform=jacobian))
 
-    def log_prob_grad(self, program: Program, data: dict[str, Any], params: dict[str, Any]) -> np.ndarray:
+    def log_prob_grad(self, program: Program, directory: Path, data: dict[str, Any], params: dict[str, Any]) -> np.ndarray:
         """Gradient of the log density (with Jacobian) on the unconstrained scale."""
-        posterior = self._posterior(program, data, None)
+        posterior = self._posterior(program, directory, data, None)
         unconstrained = run_outside_loop(posterior.unconstrain_pars, _plain(params))
         return np.asarray(run_outside_loop(posterior.grad_log_prob, unconstrained))
+
+
+def _has_module(directory: Path) -> bool:
+    return directory.is_dir() and any(p.suffix in EXTENSION_SUFFIXES for p in directory.iterdir())
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

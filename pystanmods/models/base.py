@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,6 +14,19 @@ import pandas as pd
 from pystanmods.data import DataError, resolve_columns
 
 PARAMETERIZATIONS: tuple[str, ...] = ("centered", "noncentered")
+
+
+def stan_dir() -> Path:
+    """Directory of the Stan programs and templates.
+
+    ``pystanmods/stan`` in an installed wheel, ``stan/`` at the top of a
+    source checkout (and so of an editable install).
+    """
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "stan", package.parent / "stan"):
+        if (candidate / "templates").is_dir():
+            return candidate
+    raise FileNotFoundError(f"no Stan programs found beside {package}")
 
 
 @dataclass
@@ -115,8 +127,7 @@ class Model:
 
     def stan_file(self, parameterization: str = "noncentered") -> Path:
         """Path of the committed ``.stan`` file for a parameterization."""
-        resource = files("pystanmods.stan").joinpath(f"{self.program_name(parameterization)}.stan")
-        return Path(str(resource))
+        return stan_dir() / f"{self.program_name(parameterization)}.stan"
 
     def stan_code(self, parameterization: str = "noncentered") -> str:
         return self.stan_file(parameterization).read_text()

@@ -1,0 +1,122 @@
+"""``pystanmods depmap prepare``: a DepMap release to a tidy CSV.
+
+The main CLI calls :func:`add_parser`; ``python -m pystanmods.cli.depmap`` runs
+this subcommand alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pystanmods.data import DataError
+
+_EXAMPLE = "pystanmods depmap prepare RELEASE_DIR --genes KRAS MYB --missing drop -o tidy.csv"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``depmap`` (with ``prepare``) to an argparse subparsers object."""
+    depmap = subparsers.add_parser(
+        "depmap",
+        help="turn a DepMap release into a tidy modeling frame",
+        description="Work with DepMap releases (Avana read counts, sequence and guide maps, Omics tables).",
+    )
+    commands = depmap.add_subparsers(dest="depmap_command", metavar="COMMAND")
+    commands.required = True
+    prepare = commands.add_parser(
+        "prepare",
+        help="read counts + covariates -> one row per sgRNA x replicate",
+        description=(
+            "Compute logFC from a release's raw read counts (QC-passing screens, quality-filtered guides, "
+            "reads per million + 1, log2 ratio to the pDNA batch mean) and join expression, copy number, "
+            "mutations and lineage. Prints what was kept and dropped, by reason."
+        ),
+        epilog=f"example: {_EXAMPLE}",
+    )
+    prepare.add_argument("release_dir", metavar="RELEASE_DIR", help="directory holding the release's CSV files")
+    genes = prepare.add_mutually_exclusive_group()
+    genes.add_argument("--genes", nargs="+", metavar="GENE", help="symbols, 'SYMBOL (ENTREZ)' labels or Entrez IDs")
+    genes.add_argument("--genes-file", metavar="F", help="file with one gene per line")
+    prepare.add_argument("--cell-lines", nargs="+", metavar="ACH", help="ModelIDs to keep (default: all screened)")
+    prepare.add_argument(
+        "--missing", choices=("keep", "drop"), default="keep",
+        help="rows whose cell line or gene lacks a covariate: keep as NA (default) or drop",
+    )
+    prepare.add_argument(
+        "--covariates", nargs="+", choices=("rna", "copy_number", "is_mutated", "lineage"), metavar="NAME",
+        help="covariates to join (rna, copy_number, is_mutated, lineage; default: all whose table exists)",
+    )
+    prepare.add_argument(
+        "--mutation-filter", metavar="COLUMN",
+        help="count only mutations with this True/False column set, e.g. LikelyDriver (default: any listed)",
+    )
+    prepare.add_argument(
+        "--copy-number-scale", choices=("relative", "log2p1"), default="relative",
+        help="how OmicsCNGene is stored (default: relative copy number)",
+    )
+    prepare.add_argument("--keep-counts", action="store_true", help="add counts_initial and counts_final columns")
+    prepare.add_argument("-o", "--output", required=True, metavar="CSV", help="where to write the tidy frame")
+    prepare.set_defaults(func=handler)
+    return depmap
+
+
+def _read_genes_file(path: str) -> list[str]:
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"genes file {path} not found")
+    genes = [line.split("#", 1)[0].strip() for line in file.read_text().splitlines()]
+    genes = [g for g in genes if g]
+    if not genes:
+        raise ValueError(f"genes file {path} lists no genes")
+    return genes
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Run ``depmap prepare``; bad input raises DataError/ValueError/FileNotFoundError."""
+    from pystanmods.depmap import prepare, supported_models
+
+    genes = _read_genes_file(args.genes_file) if args.genes_file else args.genes
+    frame, report = prepare(
+        args.release_dir,
+        genes=genes,
+        cell_lines=args.cell_lines,
+        missing=args.missing,
+        covariates=args.covariates,
+        mutation_filter=args.mutation_filter,
+        copy_number_scale=args.copy_number_scale,
+        keep_counts=args.keep_counts,
+        verbose=True,
+    )
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(output, index=False)
+    models = supported_models(frame)
+    print(f"models this frame fits: {', '.join(models) if models else 'none'}")
+    print(f"wrote {len(frame)} rows x {frame.shape[1]} columns to {output}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry: ``python -m pystanmods.cli.depmap prepare ...``.
+
+    Errors in the input print as one line on stderr and return 2, as in the main CLI.
+    """
+    parser = argparse.ArgumentParser(prog="pystanmods")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    add_parser(subparsers)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "depmap":
+        argv = ["depmap", *argv]
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (DataError, ValueError, FileNotFoundError) as error:
+        message = " ".join(str(error).split())
+        print(f"pystanmods: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+# pystanmods: every target creates the project virtualenv and installs the
+# package into it first, so each works alone on a fresh clone.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.pystanmods-installed
+JOBS   ?= 2
+
+.PHONY: help install models demo test test-slow test-cmdstan bench cmdstan render clean
+
+help:
+	@echo "make demo       fit the seed's Model 5 on simulated data and show what was recovered"
+	@echo "make test       install, precompile the models and run the test suite"
+	@echo "make test-slow  the longer checks kept out of 'make test'"
+	@echo "make models     precompile every model for the current engine"
+	@echo "make bench      speed against PyMC and nutpie (installs the [bench] extra)"
+	@echo "make cmdstan    install CmdStan through cmdstanpy (needs internet)"
+	@echo "make render     re-render stan/*.stan from stan/templates"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+models: $(STAMP)
+	$(PY) -m pystanmods.cli.main compile --all --jobs $(JOBS)
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+# Compiling first, two programs at a time, keeps the compile out of the
+# tests' own time and uses both cores.
+test: models
+	$(PY) -m pytest -ra
+
+test-slow: models
+	$(PY) -m pytest -ra -m slow
+
+test-cmdstan: $(STAMP)
+	PYSTANMODS_ENGINE=cmdstan $(PY) -m pystanmods.cli.main compile --all --jobs $(JOBS)
+	$(PY) -m pytest -ra -m cmdstan
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m benchmarks.run
+
+cmdstan: $(STAMP)
+	$(PY) -m pystanmods.cli.main install-cmdstan
+
+render: $(STAMP)
+	$(PY) -m pystanmods.compile.templates
+
+clean:
+	rm -rf out build dist *.egg-info .pytest_cache

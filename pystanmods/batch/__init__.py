@@ -1,0 +1,1 @@
+"""Batch fits: one fit per group (lineage, gene set) spread over Dask workers."""

@@ -1,0 +1,1 @@
+"""Simulation-based calibration of the catalogue's models, on Dask."""

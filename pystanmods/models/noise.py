@@ -1,0 +1,145 @@
+"""Model C: Model 5 with a noise scale per cell line, pooled on the log scale."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pystanmods.data import encode, label_column, nested, numeric_column
+from pystanmods.models.base import Model, Simulation, as_array
+from pystanmods.models.guides import _design
+
+
+def guide_structure(frame: pd.DataFrame) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """Stan data and coords of sgRNAs nested in genes, crossed with cell lines.
+
+    Shared by the models whose guides are nested in genes (C, A, B, lineage).
+    Raises :class:`DataError` when an sgRNA occurs under two genes.
+    """
+    gene_labels = label_column(frame, "gene")
+    sgrna_labels = label_column(frame, "sgrna")
+    gene = encode(gene_labels)
+    sgrna = encode(sgrna_labels)
+    cell = encode(label_column(frame, "cell_line"))
+    data = {
+        "N": len(frame),
+        "G": gene.size,
+        "C": cell.size,
+        "S": sgrna.size,
+        "sgrna": sgrna.codes,
+        "sgrna_gene": nested(sgrna_labels, gene_labels, sgrna, gene),
+        "cell_line": cell.codes,
+        "logfc": numeric_column(frame, "logfc"),
+    }
+    coords = {
+        "gene": gene.labels,
+        "sgrna": sgrna.labels,
+        "cell_line": cell.labels,
+        "cell_line_free": cell.labels[1:],
+    }
+    return data, coords
+
+
+def draw_effect(
+    rng: np.random.Generator, given: Any, size: int, name: str, loc: Any, scale: float
+) -> np.ndarray:
+    """``given`` checked to ``size`` values, or ``size`` draws from normal(loc, scale)."""
+    value = as_array(given, size, name)
+    return rng.normal(loc, scale, size) if value is None else value
+
+
+class ModelC(Model):
+    """Model 5 with a cell-line noise scale: ``logfc ~ N(alpha_s + beta_c, sigma_c)``.
+
+    ``log sigma_c ~ N(mu_sigma, tau_sigma)``: screens differ in quality, and
+    one pooled sigma lets noisy cell lines pull the guide effects.
+
+    Identification: as in Model 5, the cell-line effects ``beta_c`` sum to
+    zero, so ``alpha_s`` is a guide's effect in the average cell line and
+    ``mu_epsilon`` the single grand mean; each ``sigma_c`` is informed by its
+    own cell line's residuals and needs no constraint. The simulator's truth
+    is on the same footing (``beta_c`` centred, its mean added to ``alpha_s``).
+    """
+
+    name = "model_c"
+    title = "Model 5 with cell-line noise scales, pooled on the log scale"
+    template = "model_c.stan.j2"
+    required = ("gene", "cell_line", "sgrna", "logfc")
+    variable_dims = {
+        "epsilon_g": ("gene",),
+        "epsilon_g_z": ("gene",),
+        "alpha_s": ("sgrna",),
+        "alpha_s_z": ("sgrna",),
+        "beta_c": ("cell_line",),
+        "beta_c_raw": ("cell_line_free",),
+        "beta_c_z": ("cell_line_free",),
+        "log_sigma_c": ("cell_line",),
+        "log_sigma_c_z": ("cell_line",),
+        "sigma_c": ("cell_line",),
+    }
+    group_parameters = ("alpha_s", "beta_c", "sigma_c")
+    hyperparameters = ("mu_epsilon", "sigma_alpha", "sigma_beta", "mu_sigma", "tau_sigma")
+    defaults = {
+        "n_genes": 5,
+        "sgrnas_per_gene": 3,
+        "n_cell_lines": 20,
+        "n_replicates": 1,
+        "missing_fraction": 0.0,
+        "mu_epsilon": -0.5,
+        "sigma_epsilon": 1.0,
+        "sigma_alpha": 0.5,
+        "sigma_beta": 0.5,
+        "mu_sigma": float(np.log(0.3)),
+        "tau_sigma": 0.5,
+        "epsilon_g": None,
+        "alpha_s": None,
+        "beta_c": None,
+        "sigma_c": None,
+    }
+
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
+        data, coords = guide_structure(frame)
+        return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+
+    def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
+        """Simulate tidy data; every size and value in :attr:`defaults` can be overridden.
+
+        ``sgrnas_per_gene`` is one count for every gene or one count per gene.
+        """
+        s = self.settings(overrides)
+        rng = np.random.default_rng(seed)
+        per_gene = _per_gene(s["sgrnas_per_gene"], int(s["n_genes"]))
+        n_cells = int(s["n_cell_lines"])
+        frame, sgrna_gene, si, ci = _design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
+        epsilon_g = draw_effect(rng, s["epsilon_g"], len(per_gene), "epsilon_g", s["mu_epsilon"], s["sigma_epsilon"])
+        alpha_s = draw_effect(rng, s["alpha_s"], sgrna_gene.size, "alpha_s", epsilon_g[sgrna_gene], s["sigma_alpha"])
+        beta_c = draw_effect(rng, s["beta_c"], n_cells, "beta_c", 0.0, s["sigma_beta"])
+        sigma_c = as_array(s["sigma_c"], n_cells, "sigma_c")
+        if sigma_c is None:
+            sigma_c = np.exp(rng.normal(s["mu_sigma"], s["tau_sigma"], n_cells))
+        frame["logfc"] = rng.normal(alpha_s[si] + beta_c[ci], sigma_c[ci])
+        shift = beta_c.mean()
+        truth: dict[str, Any] = {
+            "mu_epsilon": float(s["mu_epsilon"] + shift),
+            "sigma_epsilon": float(s["sigma_epsilon"]),
+            "sigma_alpha": float(s["sigma_alpha"]),
+            "sigma_beta": float(s["sigma_beta"]),
+            "mu_sigma": float(s["mu_sigma"]),
+            "tau_sigma": float(s["tau_sigma"]),
+            "epsilon_g": epsilon_g + shift,
+            "alpha_s": alpha_s + shift,
+            "beta_c": beta_c - shift,
+            "sigma_c": sigma_c,
+            "log_sigma_c": np.log(sigma_c),
+        }
+        generating = {**s, "epsilon_g": epsilon_g, "alpha_s": alpha_s, "beta_c": beta_c, "sigma_c": sigma_c}
+        return Simulation(data=frame, truth=truth, generating=generating)
+
+
+def _per_gene(value: Any, n_genes: int) -> list[int]:
+    """Guides per gene from one count or a list of counts (then ``n_genes`` is ignored)."""
+    if np.ndim(value) == 0:
+        return [int(value)] * n_genes
+    return [int(k) for k in value]

@@ -1,0 +1,316 @@
+"""Models A and B: ragged sgRNA x cell-line data with RNA, copy-number and mutation covariates."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pystanmods.data import DataError, numeric_column
+from pystanmods.data.transform import centre_within_cell_line
+from pystanmods.models.base import Model, Simulation, as_array
+from pystanmods.models.guides import _design
+from pystanmods.models.noise import _per_gene, draw_effect, guide_structure
+
+#: Scale of Model B's "no effect" mixture component: a mutation that moves a
+#: gene's logFC by less than about 0.1 does not change a screen's call.
+TAU_ZETA = 0.05
+
+
+def _one_value_per_pair(frame: pd.DataFrame, column: str) -> None:
+    """Raise unless ``column`` takes one value per gene x cell line."""
+    varying = frame.groupby(["gene", "cell_line"], sort=False)[column].nunique() > 1
+    if varying.any():
+        pairs = varying[varying].index
+        rows = int(frame.set_index(["gene", "cell_line"]).index.isin(pairs).sum())
+        raise DataError(
+            f"column '{column}' takes more than one value within gene x cell_line {pairs[0]!r} "
+            f"({len(pairs)} such pairs, {rows} rows); it is a property of the gene in the cell line"
+        )
+
+
+def mutation_slots(gene: pd.Series, is_mutated: np.ndarray, gene_labels: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Which genes get a mutation effect in Model B.
+
+    A gene mutated in none, or in all, of the cell lines it is measured in
+    carries no information on its mutation effect: the effect is then absent
+    or indistinguishable from the gene's intercept. Such a gene gets slot
+    ``M + 1``, a fixed zero effect; the others get slots ``1..M`` in gene order.
+
+    Returns
+    -------
+    slots : numpy.ndarray
+        1-based slot per gene (in ``gene_labels`` order).
+    informative : list of str
+        Labels of the M genes with a mutation effect.
+    """
+    share = pd.Series(is_mutated, index=gene.to_numpy()).groupby(level=0).mean()
+    informative = [g for g in gene_labels if 0.0 < share[g] < 1.0]
+    slot_of = {g: i for i, g in enumerate(informative, start=1)}
+    slots = np.array([slot_of.get(g, len(informative) + 1) for g in gene_labels], dtype=int)
+    return slots, informative
+
+
+class ModelA(Model):
+    """Ragged sgRNA x cell-line data with RNA and copy-number covariates.
+
+    ``logfc ~ N(alpha_s + beta_c + delta_g * rna + kappa_s * cn, sigma)``;
+    guides nested in genes (``alpha_s ~ N(epsilon_g, sigma_alpha)``), a
+    gene-varying RNA slope ``delta_g`` and a guide-varying copy-number slope
+    ``kappa_s ~ N(eta_g, sigma_kappa)`` (Cas9 cutting toxicity at amplified
+    loci depends on where the guide cuts). ``cn`` is the column
+    ``log2_copy_number`` (0: the cell line's baseline ploidy), as in the
+    DepMap frame. Not every guide needs to be in every cell line.
+
+    Identification: only the observed pairs enter, so raggedness changes
+    nothing. The cell-line effects sum to zero, so ``alpha_s`` is a guide's
+    effect in the average cell line at ``rna = 0`` and ``cn = 0``, and
+    ``mu_epsilon`` is the single grand mean.
+
+    Parameters
+    ----------
+    centre_rna : bool
+        Centre ``rna`` within each cell line before fitting (see
+        :func:`pystanmods.data.transform.centre_within_cell_line`); the same
+        compiled program serves both. Pass the instance to :func:`pystanmods.fit`.
+    """
+
+    name = "model_a"
+    title = "ragged guides in genes, cell-line intercepts, RNA and copy-number slopes"
+    template = "model_a.stan.j2"
+    template_vars = {"mutation": False}
+    required = ("gene", "cell_line", "sgrna", "rna", "log2_copy_number", "logfc")
+    variable_dims = {
+        "epsilon_g": ("gene",),
+        "epsilon_g_z": ("gene",),
+        "alpha_s": ("sgrna",),
+        "alpha_s_z": ("sgrna",),
+        "beta_c": ("cell_line",),
+        "beta_c_raw": ("cell_line_free",),
+        "beta_c_z": ("cell_line_free",),
+        "delta_g": ("gene",),
+        "delta_g_z": ("gene",),
+        "eta_g": ("gene",),
+        "eta_g_z": ("gene",),
+        "kappa_s": ("sgrna",),
+        "kappa_s_z": ("sgrna",),
+    }
+    group_parameters = ("alpha_s", "beta_c", "delta_g", "kappa_s")
+    hyperparameters = ("mu_epsilon", "sigma_alpha", "sigma_beta", "mu_delta", "mu_eta", "sigma")
+    defaults = {
+        "n_genes": 8,
+        "sgrnas_per_gene": 3,
+        "n_cell_lines": 12,
+        "n_replicates": 1,
+        "missing_fraction": 0.2,
+        "mu_epsilon": -0.5,
+        "sigma_epsilon": 1.0,
+        "sigma_alpha": 0.3,
+        "sigma_beta": 0.5,
+        "mu_delta": -0.3,
+        "sigma_delta": 0.3,
+        "mu_eta": -0.2,
+        "sigma_eta": 0.1,
+        "sigma_kappa": 0.05,
+        "sigma": 0.3,
+        # RNA is z-scored per gene; rna_cell_line_sd adds a shift per cell line
+        # (the seed's "cell lines that tend to have higher RNA expression").
+        "rna_cell_line_sd": 0.0,
+        "cn_sd": 0.5,  # sd of log2 relative copy number per gene x cell line
+        "epsilon_g": None,
+        "alpha_s": None,
+        "beta_c": None,
+        "delta_g": None,
+        "eta_g": None,
+        "kappa_s": None,
+    }
+
+    def __init__(self, centre_rna: bool = False) -> None:
+        self.centre_rna = bool(centre_rna)
+
+    def _covariates(self, frame: pd.DataFrame, data: dict[str, Any]) -> None:
+        _one_value_per_pair(frame, "rna")
+        rna = numeric_column(frame, "rna")
+        if self.centre_rna:
+            rna = centre_within_cell_line(frame.assign(rna=rna)).to_numpy(dtype=float)
+        data["rna"] = rna
+        data["copy_number"] = numeric_column(frame, "log2_copy_number")
+
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
+        data, coords = guide_structure(frame)
+        self._covariates(frame, data)
+        return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+
+    # ---------------------------------------------------------- simulation
+    def _simulate_a(self, s: dict[str, Any], rng: np.random.Generator) -> tuple[pd.DataFrame, dict, dict, dict]:
+        """The Model A part of a simulation: frame, linear predictor pieces, truth and draws."""
+        per_gene = _per_gene(s["sgrnas_per_gene"], int(s["n_genes"]))
+        n_genes, n_cells = len(per_gene), int(s["n_cell_lines"])
+        frame, sgrna_gene, si, ci = _design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
+        n_sgrnas = sgrna_gene.size
+        epsilon_g = draw_effect(rng, s["epsilon_g"], n_genes, "epsilon_g", s["mu_epsilon"], s["sigma_epsilon"])
+        alpha_s = draw_effect(rng, s["alpha_s"], n_sgrnas, "alpha_s", epsilon_g[sgrna_gene], s["sigma_alpha"])
+        beta_c = draw_effect(rng, s["beta_c"], n_cells, "beta_c", 0.0, s["sigma_beta"])
+        delta_g = draw_effect(rng, s["delta_g"], n_genes, "delta_g", s["mu_delta"], s["sigma_delta"])
+        eta_g = draw_effect(rng, s["eta_g"], n_genes, "eta_g", s["mu_eta"], s["sigma_eta"])
+        kappa_s = draw_effect(rng, s["kappa_s"], n_sgrnas, "kappa_s", eta_g[sgrna_gene], s["sigma_kappa"])
+        # One RNA and one copy-number value per gene x cell line, shared by its guides.
+        rna_gc = rng.normal(0, 1, (n_genes, n_cells)) + rng.normal(0, s["rna_cell_line_sd"], n_cells)
+        cn_gc = rng.normal(0, s["cn_sd"], (n_genes, n_cells))
+        gi = sgrna_gene[si]
+        frame["rna"] = rna_gc[gi, ci]
+        frame["log2_copy_number"] = cn_gc[gi, ci]
+        mu = alpha_s[si] + beta_c[ci] + delta_g[gi] * frame["rna"].to_numpy() + kappa_s[si] * frame["log2_copy_number"].to_numpy()
+        shift = beta_c.mean()
+        truth: dict[str, Any] = {k: float(s[k]) for k in ("sigma_epsilon", "sigma_alpha", "sigma_beta", "mu_delta",
+                                                           "sigma_delta", "mu_eta", "sigma_eta", "sigma_kappa", "sigma")}
+        truth.update(
+            mu_epsilon=float(s["mu_epsilon"] + shift),
+            epsilon_g=epsilon_g + shift,
+            alpha_s=alpha_s + shift,
+            beta_c=beta_c - shift,
+            delta_g=delta_g,
+            eta_g=eta_g,
+            kappa_s=kappa_s,
+        )
+        generating = {**s, "epsilon_g": epsilon_g, "alpha_s": alpha_s, "beta_c": beta_c, "delta_g": delta_g,
+                      "eta_g": eta_g, "kappa_s": kappa_s}
+        index = {"si": si, "ci": ci, "gi": gi, "sgrna_gene": sgrna_gene, "mu": mu}
+        return frame, truth, generating, index
+
+    def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
+        """Simulate ragged tidy data; every size and value in :attr:`defaults` can be overridden.
+
+        A share ``missing_fraction`` of the sgRNA x cell-line cells is left out
+        at random; ``sgrnas_per_gene`` is one count or one count per gene.
+        """
+        s = self.settings(overrides)
+        rng = np.random.default_rng(seed)
+        frame, truth, generating, index = self._simulate_a(s, rng)
+        frame["logfc"] = rng.normal(index["mu"], s["sigma"])
+        return Simulation(data=frame, truth=truth, generating=generating)
+
+
+class ModelB(ModelA):
+    """Model A plus a gene mutation covariate with a two-component mixture effect.
+
+    ``logfc ~ N(... + zeta_g * is_mutated, sigma)`` with
+    ``zeta_g ~ omega N(0, sigma_zeta) + (1 - omega) N(0, tau_zeta)``: a gene's
+    mutation either leaves its dependency unchanged (narrow component, fixed
+    scale ``tau_zeta``) or shifts it (wide component). The indicator is summed
+    out; ``p_matters_g`` is the per-draw probability of the wide component, and
+    its posterior mean is P(the gene's mutation matters).
+
+    Genes mutated in none or in all of the cell lines they are measured in
+    carry no information on a mutation effect (it is absent, or confounded
+    with the gene's intercept). They get no ``zeta_g`` (see
+    :func:`mutation_slots`): ``zeta_g`` and ``p_matters_g`` run over the
+    informative genes only (dim ``mutated_gene``), and for a gene mutated
+    everywhere ``epsilon_g`` is its effect in mutated cells. A warning names
+    how many genes are left out.
+
+    Identification: as Model A. There is no label switching: the components
+    differ by construction (``sigma_zeta > tau_zeta``, ``tau_zeta`` fixed).
+
+    Parameters
+    ----------
+    centre_rna : bool
+        As in :class:`ModelA`.
+    tau_zeta : float
+        Scale of the "no effect" component, passed as data.
+    """
+
+    name = "model_b"
+    title = "Model A plus a mutation effect from a no-effect/effect mixture"
+    template = "model_a.stan.j2"
+    template_vars = {"mutation": True}
+    required = ("gene", "cell_line", "sgrna", "rna", "log2_copy_number", "is_mutated", "logfc")
+    variable_dims = {
+        **ModelA.variable_dims,
+        "zeta_g": ("mutated_gene",),
+        "p_matters_g": ("mutated_gene",),
+    }
+    hyperparameters = ModelA.hyperparameters
+    defaults = {
+        **ModelA.defaults,
+        "n_genes": 12,
+        "mutation_frequency": 0.3,  # per cell line; one value or one per gene
+        "omega": 0.5,
+        "sigma_zeta": 1.0,
+        "tau_zeta": TAU_ZETA,
+        "matters": None,  # one bool per gene; default drawn with probability omega
+        "zeta_g": None,  # one value per gene (all genes, informative or not)
+    }
+
+    def __init__(self, centre_rna: bool = False, tau_zeta: float = TAU_ZETA) -> None:
+        super().__init__(centre_rna)
+        if not tau_zeta > 0:
+            raise ValueError(f"tau_zeta must be positive, got {tau_zeta}")
+        self.tau_zeta = float(tau_zeta)
+
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
+        data, coords = guide_structure(frame)
+        self._covariates(frame, data)
+        mutated = numeric_column(frame, "is_mutated")
+        bad = ~np.isin(mutated, (0.0, 1.0))
+        if bad.any():
+            raise DataError(
+                f"column 'is_mutated' must be 0/1 or True/False; {int(bad.sum())} of {len(mutated)} rows "
+                f"have other values, e.g. {mutated[bad][0]!r}"
+            )
+        _one_value_per_pair(frame, "is_mutated")
+        slots, informative = mutation_slots(frame["gene"].astype(str), mutated, coords["gene"])
+        left_out = len(coords["gene"]) - len(informative)
+        if left_out:
+            warnings.warn(
+                f"{self.name}: {left_out} of {len(coords['gene'])} genes are mutated in none or all of their "
+                "cell lines; their mutation effect is not identifiable and is fixed at 0 (no p_matters_g)",
+                stacklevel=3,
+            )
+        data.update(
+            is_mutated=mutated,
+            M=len(informative),
+            gene_mutation_slot=slots,
+            tau_zeta=self.tau_zeta,
+        )
+        coords["mutated_gene"] = informative
+        return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+
+    def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
+        """Simulate ragged data with mutations; see :class:`ModelA` and :attr:`defaults`.
+
+        ``truth["zeta_g"]`` and ``truth["matters"]`` cover the informative genes
+        only, in gene order, as the fit reports them; a gene mutated in every
+        one of its cell lines has its effect added to its ``alpha_s`` and
+        ``epsilon_g``, where the model puts it.
+        """
+        s = self.settings(overrides)
+        rng = np.random.default_rng(seed)
+        frame, truth, generating, index = self._simulate_a(s, rng)
+        n_genes, n_cells = truth["epsilon_g"].size, int(s["n_cell_lines"])
+        freq = np.broadcast_to(np.asarray(s["mutation_frequency"], dtype=float), (n_genes,))
+        mutated_gc = rng.random((n_genes, n_cells)) < freq[:, None]
+        matters = s["matters"]
+        if matters is None:
+            matters = rng.random(n_genes) < s["omega"]
+        matters = np.asarray(matters, dtype=bool)
+        if matters.shape != (n_genes,):
+            raise ValueError(f"matters needs {n_genes} values, got {matters.size}")
+        zeta_g = as_array(s["zeta_g"], n_genes, "zeta_g")
+        if zeta_g is None:
+            zeta_g = np.where(matters, rng.normal(0, s["sigma_zeta"], n_genes), rng.normal(0, s["tau_zeta"], n_genes))
+        gi, ci = index["gi"], index["ci"]
+        is_mutated = mutated_gc[gi, ci].astype(int)
+        frame["is_mutated"] = is_mutated
+        frame["logfc"] = rng.normal(index["mu"] + zeta_g[gi] * is_mutated, s["sigma"])
+        gene_labels = sorted(frame["gene"].unique())
+        slots, informative = mutation_slots(frame["gene"], is_mutated, gene_labels)
+        always = np.array([frame.loc[frame["gene"] == g, "is_mutated"].all() for g in gene_labels])
+        keep = slots <= len(informative)
+        truth["alpha_s"] = truth["alpha_s"] + (zeta_g * always)[index["sgrna_gene"]]
+        truth["epsilon_g"] = truth["epsilon_g"] + zeta_g * always
+        truth.update(zeta_g=zeta_g[keep], matters=matters[keep], sigma_zeta=float(s["sigma_zeta"]), omega=float(s["omega"]))
+        generating.update(zeta_g=zeta_g, matters=matters, mutated=mutated_gc, informative=informative)
+        return Simulation(data=frame, truth=truth, generating=generating)

@@ -4,11 +4,13 @@ from pystanmods.data import DataError, write_stan_json
 from pystanmods.models import get_model, list_models
 from pystanmods.sampling import compile_model, fit, log_prob
 from pystanmods.stanfit import StanFit
+from pystanmods.stanfit.compare import compare
 
 __version__ = "0.1.0"
 __all__ = [
     "DataError",
     "StanFit",
+    "compare",
     "compile_model",
     "fit",
     "get_model",

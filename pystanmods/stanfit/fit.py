@@ -88,6 +88,19 @@ class StanFit:
         """Posterior against known true values (see :func:`recovery_table`)."""
         return recovery_table(self.idata.posterior, truth, prob=prob)
 
+    def gene_effects(self, prob: float = 0.9) -> pd.DataFrame:
+        """One row per gene (x lineage): mean, sd, interval, P(effect < 0); see
+        :func:`pystanmods.stanfit.effects.gene_effects`."""
+        from pystanmods.stanfit.effects import gene_effects
+
+        return gene_effects(self, prob=prob)
+
+    def plot_gene_effects(self, prob: float = 0.9, ax: Any = None, **kwargs: Any) -> Any:
+        """Forest plot of :meth:`gene_effects`; returns the matplotlib Axes."""
+        from pystanmods.stanfit.effects import plot_gene_effects
+
+        return plot_gene_effects(self, prob=prob, ax=ax, **kwargs)
+
     def to_netcdf(self, path: str | os.PathLike[str]) -> str:
         """Save the whole fit, attributes included, as netCDF."""
         return self.idata.to_netcdf(os.fspath(path))

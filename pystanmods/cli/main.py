@@ -1,0 +1,312 @@
+"""The ``pystanmods`` command line.
+
+``pystanmods list | info MODEL | simulate MODEL -o data.csv |
+standata MODEL data.csv -o data.json | fit MODEL data.csv -o fit.nc |
+compile [--all] | install-cmdstan``, plus the subcommands of the modules in
+:data:`SUBCOMMAND_MODULES` (``depmap``, ``batch``, ``sbc``).
+
+A bad input ends with one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from pystanmods.data import DataError
+
+#: Modules under pystanmods.cli that add their own subcommand via ``add_parser``.
+SUBCOMMAND_MODULES = ("depmap", "batch", "sbc")
+
+#: Errors that are the user's input, not a bug: reported in one line.
+USER_ERRORS = (DataError, ValueError, KeyError, FileNotFoundError, TypeError, RuntimeError)
+
+
+def _parse_setting(text: str) -> tuple[str, Any]:
+    """``name=value`` with value read as JSON where it parses (numbers, lists), else a string."""
+    if "=" not in text:
+        raise ValueError(f"--set takes NAME=VALUE, got {text!r}")
+    name, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return name.strip(), value
+
+
+def _read_table(path: str) -> Any:
+    import pandas as pd
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"data file {path} not found")
+    return pd.read_csv(file, sep="\t" if file.suffix in (".tsv", ".tab") else ",")
+
+
+def _columns(pairs: Sequence[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    mapping = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--column takes MODEL_NAME=DATA_NAME, e.g. gene=hugo_symbol; got {pair!r}")
+        canonical, name = pair.split("=", 1)
+        mapping[canonical.strip()] = name.strip()
+    return mapping
+
+
+# ----------------------------------------------------------------- commands
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from pystanmods.models import all_models
+
+    for model in all_models():
+        programs = "one program" if not model.hierarchical else "centered, noncentered"
+        print(f"{model.name:<14} {model.title}  [{programs}]")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from pystanmods.models import get_model
+
+    model = get_model(args.model)
+    print(f"{model.name}: {model.title}")
+    print(f"columns: required {', '.join(model.required)}" + (f"; optional {', '.join(model.optional)}" if model.optional else ""))
+    if model.hierarchical:
+        print(f"parameterizations: centered, noncentered (recommended: {model.recommended})")
+    for parameterization in model.parameterizations:
+        print(f"stan file ({parameterization}): {model.stan_file(parameterization)}")
+    print("simulation defaults: " + ", ".join(f"{k}={v}" for k, v in model.defaults.items()))
+    print()
+    print(model.describe())
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from pystanmods.models import get_model
+
+    model = get_model(args.model)
+    overrides = dict(_parse_setting(s) for s in args.set or [])
+    simulation = model.simulate(seed=args.seed, **overrides)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    simulation.data.to_csv(output, index=False)
+    print(f"wrote {len(simulation.data)} rows to {output}")
+    if args.truth:
+        truth = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in simulation.truth.items()}
+        Path(args.truth).write_text(json.dumps(truth, indent=2))
+        print(f"wrote the true values to {args.truth}")
+    return 0
+
+
+def cmd_standata(args: argparse.Namespace) -> int:
+    from pystanmods.data import write_stan_json
+    from pystanmods.models import get_model
+
+    model = get_model(args.model)
+    data = model.standata(
+        _read_table(args.data),
+        _columns(args.column),
+        compute_log_lik=not args.no_log_lik,
+        compute_y_rep=not args.no_y_rep,
+    )
+    write_stan_json(args.output, data)
+    print(f"wrote Stan data for {model.name} (N={data['N']}) to {args.output}")
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    import pystanmods
+
+    fit = pystanmods.fit(
+        args.model,
+        _read_table(args.data),
+        parameterization=args.parameterization,
+        engine=args.engine,
+        chains=args.chains,
+        iter_warmup=args.iter_warmup,
+        iter_sampling=args.iter_sampling,
+        seed=args.seed,
+        columns=_columns(args.column),
+        adapt_delta=args.adapt_delta,
+        show_progress=not args.quiet,
+    )
+    print(fit)
+    print(fit.diagnostics(warn=False))
+    if not args.quiet:
+        print(fit.summary().to_string())
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fit.to_netcdf(output)
+    print(f"wrote {output}")
+    return 0
+
+
+def _compile_one(job: tuple[str, str, str | None]) -> tuple[str, float, bool]:
+    from pystanmods.sampling import compile_model
+
+    name, parameterization, engine = job
+    compiled = compile_model(name, parameterization, engine)
+    return compiled.program.name, compiled.compile_seconds, compiled.cached
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from pystanmods.engines import get_engine
+    from pystanmods.models import all_models, get_model
+
+    if not args.all and not args.models:
+        raise ValueError("name the models to compile, or pass --all")
+    models = all_models() if args.all else [get_model(m) for m in args.models]
+    engine = get_engine(args.engine)
+    jobs: dict[str, tuple[str, str, str | None]] = {}
+    for model in models:
+        for parameterization in model.parameterizations:
+            jobs.setdefault(model.program_name(parameterization), (model.name, parameterization, engine.name))
+    print(f"{len(jobs)} programs for engine {engine.name} (Stan {engine.stan_version()}), {args.jobs} at a time")
+    from tqdm import tqdm
+
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = pool.map(_compile_one, jobs.values())
+        for name, seconds, cached in tqdm(results, total=len(jobs), desc="compile", unit="program", disable=args.quiet):
+            state = "cached" if cached else f"compiled in {seconds:.0f} s"
+            tqdm.write(f"  {name:<28} {state}")
+    return 0
+
+
+def cmd_install_cmdstan(args: argparse.Namespace) -> int:
+    import cmdstanpy
+
+    from pystanmods.engines import find_cmdstan
+
+    existing = find_cmdstan()
+    if existing is not None and not args.force:
+        print(f"CmdStan is already installed at {existing}")
+        return 0
+    print("installing CmdStan through cmdstanpy.install_cmdstan (downloads from GitHub) ...")
+    try:
+        ok = cmdstanpy.install_cmdstan(version=args.version, cores=args.cores, progress=True)
+    except Exception as error:  # cmdstanpy raises several kinds on a failed download
+        ok = False
+        reason = " ".join(str(error).split()) or type(error).__name__
+    else:
+        reason = "see cmdstanpy's messages above"
+    if not ok:
+        raise RuntimeError(
+            f"could not install CmdStan ({reason}). It needs internet access to GitHub; "
+            "without it pystanmods uses the embedded engine (httpstan), which needs nothing more. "
+            "With an existing CmdStan, set CMDSTAN=/path/to/cmdstan instead"
+        )
+    print(f"CmdStan installed at {find_cmdstan()}")
+    return 0
+
+
+# ------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pystanmods",
+        description="Precompiled hierarchical Stan models for CRISPR-Cas9 knockout screens.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    p = commands.add_parser("list", help="the models in the catalogue")
+    p.set_defaults(func=cmd_list)
+
+    p = commands.add_parser("info", help="a model's equations, columns, Stan files and defaults")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_info)
+
+    p = commands.add_parser("simulate", help="simulate tidy data from a model (the seed's settings by default)")
+    p.add_argument("model")
+    p.add_argument("-o", "--output", required=True, metavar="CSV")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a simulation setting (repeatable)")
+    p.add_argument("--truth", metavar="JSON", help="also write the true parameter values here")
+    p.set_defaults(func=cmd_simulate)
+
+    column_help = "MODEL_NAME=DATA_NAME, e.g. gene=hugo_symbol (repeatable)"
+    p = commands.add_parser("standata", help="tidy CSV -> Stan JSON data for direct CmdStan use")
+    p.add_argument("model")
+    p.add_argument("data", metavar="CSV")
+    p.add_argument("-o", "--output", required=True, metavar="JSON")
+    p.add_argument("--column", action="append", metavar="MAP", help=column_help)
+    p.add_argument("--no-log-lik", action="store_true", help="set compute_log_lik = 0")
+    p.add_argument("--no-y-rep", action="store_true", help="set compute_y_rep = 0")
+    p.set_defaults(func=cmd_standata)
+
+    p = commands.add_parser("fit", help="fit a model to a tidy CSV and save the InferenceData as netCDF")
+    p.add_argument("model")
+    p.add_argument("data", metavar="CSV")
+    p.add_argument("-o", "--output", required=True, metavar="NC")
+    p.add_argument("--parameterization", choices=("noncentered", "centered"), default="noncentered")
+    p.add_argument("--engine", choices=("pystan", "cmdstan"), default=None)
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--iter-warmup", type=int, default=1000)
+    p.add_argument("--iter-sampling", type=int, default=1000)
+    p.add_argument("--adapt-delta", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--column", action="append", metavar="MAP", help=column_help)
+    p.add_argument("--quiet", action="store_true", help="no progress bars and no summary table")
+    p.set_defaults(func=cmd_fit)
+
+    p = commands.add_parser("compile", help="precompile models into the cache")
+    p.add_argument("models", nargs="*", metavar="MODEL")
+    p.add_argument("--all", action="store_true", help="every model and parameterization")
+    p.add_argument("--engine", choices=("pystan", "cmdstan"), default=None)
+    p.add_argument("--jobs", type=int, default=1, help="programs compiled at once (default 1)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_compile)
+
+    p = commands.add_parser("install-cmdstan", help="install CmdStan through cmdstanpy (needs internet)")
+    p.add_argument("--version", default=None, help="CmdStan version (default: cmdstanpy's latest)")
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--force", action="store_true", help="install even if one is found")
+    p.set_defaults(func=cmd_install_cmdstan)
+
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"pystanmods.cli.{name}")
+        except ImportError as error:
+            # An optional extra (dask) may be missing: the rest of the CLI still works.
+            missing = commands.add_parser(name, help=f"(unavailable: {error})")
+            missing.set_defaults(func=_unavailable(name, error))
+            continue
+        module.add_parser(commands)
+    return parser
+
+
+def _unavailable(name: str, error: ImportError) -> Any:
+    def handler(args: argparse.Namespace) -> int:
+        raise RuntimeError(f"'pystanmods {name}' is unavailable: {error}; install pystanmods[dask]")
+
+    return handler
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(None if argv is None else list(argv))
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        if isinstance(error, KeyError):
+            message = message.strip("'\"")
+        print(f"pystanmods: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pystanmods: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,19 +22,29 @@ Choices and why:
   recorded as ~1e-9, whose log (-30) would dominate any linear term, while every
   real copy-loss state (down to one copy in a 16-ploid genome) lies above 2**-5.
   Floored cells are counted.
-* **is_mutated.** 1 when the mutation table lists any somatic mutation of the
-  gene in the cell line (with this table's columns, every listed mutation
-  counts, whatever its ``ProteinChange``); ``mutation_filter`` restricts that to
-  rows where a flag column is True (e.g. ``"LikelyDriver"``, ``"Driver"``,
-  ``"LikelyGoF"``). 0 when the cell line appears in the table (it was profiled)
-  but not with that gene; NA when the cell line is absent from the table, since
-  absence may mean it was never sequenced.
+* **is_mutated.** 1 when the mutation table lists a protein-altering somatic
+  mutation of the gene in the cell line: every class the table holds counts
+  (missense, nonsense, frameshift, splice, in-frame indel) except synonymous
+  changes, whose ``ProteinChange`` names the same amino acid on both sides
+  (``p.F725F``) or is ``p.=``: they leave the protein unchanged, so they cannot
+  explain a change in the knockout's effect. Ignored synonymous rows are
+  counted (``mutations_synonymous_ignored``). The sample release's table
+  already lists only likely drivers (``LikelyGoF`` and ``LikelyDriver`` are
+  True on every row), so there ``is_mutated`` means "carries a likely driver
+  mutation"; with a full release's table, ``mutation_filter`` restricts the
+  count to rows where a flag column is True (e.g. ``"LikelyDriver"``,
+  ``"Driver"``, ``"LikelyGoF"``, ``"LikelyLoF"``). 0 when the cell line
+  appears in the table (it was profiled) but not with that gene; NA when the
+  cell line is absent from the table, since absence may mean it was never
+  sequenced.
 * **lineage.** ``OncotreeLineage`` of ``Model.csv`` by ModelID.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -52,6 +62,8 @@ SOURCES = {
     "lineage": ("models", "Model.csv"),
 }
 CN_FLOOR = 2.0**-5
+#: ``p.F725F`` or ``p.=``: the protein is unchanged.
+SYNONYMOUS = re.compile(r"^p\.(?:=|([A-Z*])\d+\1)$")
 COPY_NUMBER_SCALES = ("relative", "log2p1")
 
 
@@ -123,6 +135,10 @@ def join(
         assert mutations is not None
         profiled = set(mutations["ModelID"])
         rows = mutations
+        if "ProteinChange" in mutations:
+            synonymous = mutations["ProteinChange"].astype("string").str.strip().str.fullmatch(SYNONYMOUS).fillna(False)
+            info["mutations_synonymous_ignored"] = int(synonymous.sum())
+            rows = mutations[~synonymous.to_numpy(dtype=bool)]
         if mutation_filter is not None:
             flags = [c for c in mutations.columns if mutations[c].dtype == bool]
             if mutation_filter not in flags:
@@ -130,7 +146,7 @@ def join(
                     f"{release.files.get('mutations')}: mutation_filter {mutation_filter!r} is not a True/False "
                     f"column of the table; such columns are {flags}"
                 )
-            rows = mutations[mutations[mutation_filter]]
+            rows = rows[rows[mutation_filter]]
         hits = pd.MultiIndex.from_arrays([rows["ModelID"], rows["entrez_id"].astype(int)]).unique()
         keys = pd.MultiIndex.from_arrays([frame["cell_line"].astype(str), frame["entrez_id"].astype(int)])
         value = pd.array(keys.isin(hits).astype(int), dtype="Int8")

@@ -25,9 +25,22 @@ The steps and why:
    the batch's pDNA samples; with one or two pDNA samples per batch (as in the
    sample release) the two agree. A replicate whose batch has no usable pDNA
    sample is dropped and counted.
-5. **logFC** ``= log2(normalised replicate / batch reference)``, one row per
+5. **Low pDNA.** A guide whose batch reference is below one read per million
+   (before the pseudocount) is dropped in that batch (``low_pdna``), as the
+   Achilles pipeline removes "guides with pDNA counts less than one millionth
+   of the pDNA pool": a guide barely present in the library at the start
+   cannot show depletion, and its ratio is dominated by the pseudocount.
+   ``min_pdna_rpm=0`` switches this off.
+6. **logFC** ``= log2(normalised replicate / batch reference)``, one row per
    sgRNA x replicate. A row whose replicate count or reference is NA has no
    logFC; it is dropped and counted (``na_count`` / ``na_pdna``), never imputed.
+   Each row is counted under the first reason that applies, in the order
+   ``na_count``, ``na_pdna``, ``low_pdna``.
+
+Not done here, on purpose: Chronos' own normalisation to the mode or to
+negative-control guides, its removal of outgrowths and its exclusion of genes
+with fewer than two guides (``filter_guides``) are modelling choices of Chronos;
+the frame keeps raw logFC so that the Stan models see the data as measured.
 """
 
 from __future__ import annotations
@@ -42,6 +55,9 @@ from pystanmods.data import DataError
 from pystanmods.depmap.release import PDNA, Release
 
 PSEUDOCOUNT = 1.0
+#: A guide whose pDNA batch reference is below this many reads per million
+#: (before the pseudocount) has no logFC in that batch (see step 5).
+MIN_PDNA_RPM = 1.0
 #: Guide drop reasons, in the order they are applied.
 GUIDE_REASONS = ("not_in_guide_map", "drop_reason", "multiple_alignments", "no_gene", "not_used_by_chronos")
 #: Replicate drop reasons, in the order they are applied.
@@ -61,6 +77,10 @@ class SequenceSelection:
     screens_in: int
     screens_failed_qc: list[str]
     cell_lines_not_found: list[str] = field(default_factory=list)
+    #: Screened cell lines in the sequence map, and those lost at each step
+    #: (a line is counted under the step that removed its last replicate).
+    cell_lines_in: int = 0
+    cell_lines_dropped: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,6 +93,10 @@ class GuideSelection:
     dropped: dict[str, int]
     without_counts: int
     genes_not_found: list[str] = field(default_factory=list)
+    #: Genes targeted by guides of the count matrix, and those lost at each
+    #: step (``no_usable_guide``: every guide failed a filter; ``not_selected``).
+    genes_in: int = 0
+    genes_dropped: dict[str, int] = field(default_factory=dict)
 
 
 def select_sequences(release: Release, cell_lines: Sequence[str] | None = None) -> SequenceSelection:
@@ -90,6 +114,8 @@ def select_sequences(release: Release, cell_lines: Sequence[str] | None = None) 
         reps["Replicate"].astype("string").fillna(reps["sequence_ID"]) if "Replicate" in reps else reps["sequence_ID"]
     )
     dropped: dict[str, int] = {}
+    lines_in = set(reps["cell_line_name"])
+    lines_dropped: dict[str, int] = {}
     rep_pass = passes[~is_pdna]
     failed_screens = sorted(
         set(reps.loc[~rep_pass, "screen_id"]) - set(reps.loc[rep_pass, "screen_id"])
@@ -97,6 +123,7 @@ def select_sequences(release: Release, cell_lines: Sequence[str] | None = None) 
     screens_in = reps["screen_id"].nunique()
     dropped["failed_qc"] = int((~rep_pass).sum())
     reps = reps[rep_pass]
+    lines_dropped["failed_qc"] = len(lines_in) - reps["cell_line_name"].nunique()
 
     not_found: list[str] = []
     if cell_lines is not None:
@@ -110,13 +137,18 @@ def select_sequences(release: Release, cell_lines: Sequence[str] | None = None) 
             )
         keep = reps["cell_line_name"].isin(wanted)
         dropped["not_selected"] = int((~keep).sum())
+        lines_before = reps["cell_line_name"].nunique()
         reps = reps[keep]
+        lines_dropped["not_selected"] = lines_before - reps["cell_line_name"].nunique()
     else:
         dropped["not_selected"] = 0
+        lines_dropped["not_selected"] = 0
 
     has_ref = reps["pDNA_batch"].isin(set(pdna["pDNA_batch"]))
     dropped["no_pdna_reference"] = int((~has_ref).sum())
+    lines_before = reps["cell_line_name"].nunique()
     reps = reps[has_ref]
+    lines_dropped["no_pdna_reference"] = lines_before - reps["cell_line_name"].nunique()
     if reps.empty:
         raise DataError(
             f"{file}: no replicate is left to compute logFC from "
@@ -132,6 +164,8 @@ def select_sequences(release: Release, cell_lines: Sequence[str] | None = None) 
         screens_in=int(screens_in),
         screens_failed_qc=failed_screens,
         cell_lines_not_found=not_found,
+        cell_lines_in=len(lines_in),
+        cell_lines_dropped=lines_dropped,
     )
 
 
@@ -181,6 +215,9 @@ def select_guides(release: Release, genes: Sequence[str] | None = None) -> Guide
     else:
         dropped["not_used_by_chronos"] = 0
 
+    # Genes are counted over every guide-map row of a guide in the count
+    # matrix, so a gene reached only by multiply-aligned guides counts as lost.
+    genes_in = set(gm.loc[gm["sgrna"].isin(columns), "entrez_id"].dropna().astype(int))
     qc = table[["sgrna", "gene", "symbol", "entrez_id"]].reset_index(drop=True)
     qc["entrez_id"] = qc["entrez_id"].astype(int)
     qc["symbol"] = qc["symbol"].astype(str)
@@ -208,7 +245,14 @@ def select_guides(release: Release, genes: Sequence[str] | None = None) -> Guide
         selected = qc[keep].reset_index(drop=True)
     dropped["not_selected"] = len(qc) - len(selected)
     without_counts = int((~first.index.isin(columns)).sum())
-    return GuideSelection(qc, selected, guides_in, dropped, without_counts, not_found)
+    genes_qc = set(qc["entrez_id"])
+    genes_dropped = {
+        "no_usable_guide": len(genes_in - genes_qc),
+        "not_selected": len(genes_qc - set(selected["entrez_id"])),
+    }
+    return GuideSelection(
+        qc, selected, guides_in, dropped, without_counts, not_found, genes_in=len(genes_in), genes_dropped=genes_dropped
+    )
 
 
 def reads_per_million(counts: pd.DataFrame, pseudocount: float = PSEUDOCOUNT) -> pd.DataFrame:
@@ -240,6 +284,7 @@ def compute_logfc(
     *,
     pseudocount: float = PSEUDOCOUNT,
     keep_counts: bool = False,
+    min_pdna_rpm: float = MIN_PDNA_RPM,
 ) -> LogFCResult:
     """One row per selected sgRNA x replicate with its logFC (see the module docstring)."""
     reps, pdna = sequences.replicates, sequences.pdna
@@ -265,6 +310,9 @@ def compute_logfc(
     guide_index = np.tile(np.arange(n_guides), n_reps)
     na_rep = np.isnan(numerator).ravel()
     na_ref = np.isnan(denominator).ravel() & ~na_rep
+    # The reference in reads per million before the pseudocount was added.
+    with np.errstate(invalid="ignore"):
+        low_ref = ((denominator - pseudocount) < min_pdna_rpm).ravel() & ~na_rep & ~na_ref
     sel = guides.selected
     frame = pd.DataFrame(
         {
@@ -284,7 +332,7 @@ def compute_logfc(
     if keep_counts:
         frame["counts_initial"] = raw_reference.loc[batches].to_numpy().ravel()
         frame["counts_final"] = raw.loc[rep_ids, selected].to_numpy().ravel()
-    keep = ~(na_rep | na_ref)
+    keep = ~(na_rep | na_ref | low_ref)
     frame = frame[keep].reset_index(drop=True)
     na_cells = {
         "replicates": int(np.isnan(raw.loc[rep_ids, selected].to_numpy()).sum()),
@@ -293,6 +341,6 @@ def compute_logfc(
     return LogFCResult(
         frame=frame,
         rows_in=n_reps * n_guides,
-        rows_dropped={"na_count": int(na_rep.sum()), "na_pdna": int(na_ref.sum())},
+        rows_dropped={"na_count": int(na_rep.sum()), "na_pdna": int(na_ref.sum()), "low_pdna": int(low_ref.sum())},
         na_cells=na_cells,
     )

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from pystanmods.depmap import covariates as cov
-from pystanmods.depmap.logfc import PSEUDOCOUNT, compute_logfc, select_guides, select_sequences
+from pystanmods.depmap.logfc import MIN_PDNA_RPM, PSEUDOCOUNT, compute_logfc, select_guides, select_sequences
 from pystanmods.depmap.release import Release, read_release
 from pystanmods.depmap.report import PrepareReport
 
@@ -41,6 +41,7 @@ def prepare(
     copy_number_scale: str = "relative",
     keep_counts: bool = False,
     pseudocount: float = PSEUDOCOUNT,
+    min_pdna_rpm: float = MIN_PDNA_RPM,
     verbose: bool = True,
 ) -> Prepared:
     """Turn a DepMap release into one row per sgRNA x replicate with logFC and covariates.
@@ -75,6 +76,9 @@ def prepare(
         ``counts_final`` (raw replicate count).
     pseudocount : float
         Added to reads per million before the ratio (Chronos: 1).
+    min_pdna_rpm : float
+        Rows whose pDNA batch reference is below this many reads per million
+        are dropped as ``low_pdna`` (DepMap: 1); 0 keeps them.
     verbose : bool
         Print the report.
 
@@ -92,6 +96,8 @@ def prepare(
     """
     if missing not in MISSING_POLICIES:
         raise ValueError(f"missing must be one of {MISSING_POLICIES}, got {missing!r}")
+    if not min_pdna_rpm >= 0:
+        raise ValueError(f"min_pdna_rpm must be >= 0, got {min_pdna_rpm!r}")
     if not pseudocount > 0:
         raise ValueError(f"pseudocount must be > 0 (log of zero counts), got {pseudocount!r}")
     rel = release if isinstance(release, Release) else read_release(release)
@@ -99,7 +105,9 @@ def prepare(
 
     sequences = select_sequences(rel, cell_lines)
     guides = select_guides(rel, genes)
-    result = compute_logfc(rel, sequences, guides, pseudocount=pseudocount, keep_counts=keep_counts)
+    result = compute_logfc(
+        rel, sequences, guides, pseudocount=pseudocount, keep_counts=keep_counts, min_pdna_rpm=min_pdna_rpm
+    )
     frame, adjusted = cov.join(
         result.frame, rel, joined, mutation_filter=mutation_filter, copy_number_scale=copy_number_scale
     )
@@ -130,6 +138,20 @@ def prepare(
             "cell_lines": int(frame.loc[has, "cell_line"].nunique()),
             "genes": int(frame.loc[has, "gene"].nunique()),
         }
+    # Cell lines and genes whose every row was dropped after the logFC grid
+    # was built (NA counts, low pDNA, missing covariates).
+    lines_grid = set(sequences.replicates["cell_line_name"])
+    genes_grid = set(guides.selected["entrez_id"])
+    cell_lines = {
+        "in": sequences.cell_lines_in,
+        "dropped": {**sequences.cell_lines_dropped, "no_rows_left": len(lines_grid - set(frame["cell_line"]))},
+        "kept": int(frame["cell_line"].nunique()),
+    }
+    genes_count = {
+        "in": guides.genes_in,
+        "dropped": {**guides.genes_dropped, "no_rows_left": len(genes_grid - set(frame["entrez_id"]))},
+        "kept": int(frame["entrez_id"].nunique()),
+    }
     report = PrepareReport(
         release=str(rel.directory),
         files=dict(rel.files),
@@ -141,7 +163,7 @@ def prepare(
         screens_in=sequences.screens_in,
         screens_failed_qc=list(sequences.screens_failed_qc),
         guides_in=guides.guides_in,
-        guides_dropped=dict(guides.dropped),
+        guides_dropped={**guides.dropped, "no_rows_left": len(set(guides.selected["sgrna"]) - set(frame["sgrna"]))},
         guides_without_counts=guides.without_counts,
         na_cells=result.na_cells,
         rows_in=result.rows_in,
@@ -159,6 +181,8 @@ def prepare(
             "screens": int(frame["screen_id"].nunique()),
             "replicates": int(frame["sequence_id"].nunique()),
         },
+        cell_lines=cell_lines,
+        genes=genes_count,
         genes_not_found=guides.genes_not_found,
         cell_lines_not_found=sequences.cell_lines_not_found,
         notes=list(rel.notes),

@@ -36,7 +36,8 @@ class PrepareReport:
         Guides (columns) of the count matrix.
     guides_dropped : dict
         ``not_in_guide_map``, ``drop_reason``, ``multiple_alignments``,
-        ``no_gene``, ``not_used_by_chronos``, ``not_selected`` (gene not requested).
+        ``no_gene``, ``not_used_by_chronos``, ``not_selected`` (gene not requested),
+        ``no_rows_left`` (every row of the guide dropped later, e.g. NA counts).
     guides_without_counts : int
         Guide-map guides absent from the count matrix (never entered).
     na_cells : dict
@@ -64,6 +65,12 @@ class PrepareReport:
     kept : dict
         Distinct ``genes``, ``cell_lines``, ``guides``, ``screens`` and
         ``replicates`` (sequenced samples) in the returned frame.
+    cell_lines, genes : dict
+        ``{"in", "dropped", "kept"}``: screened cell lines (genes targeted by
+        the count matrix's guides), those lost per reason (``failed_qc``,
+        ``not_selected``, ``no_pdna_reference``; ``no_usable_guide``,
+        ``not_selected``; both ``no_rows_left`` when every row was dropped
+        later) and those in the frame; ``in == kept + sum(dropped)``.
     genes_not_found, cell_lines_not_found : list of str
         Requested genes or cell lines absent from the release (or whose guides
         all failed the filters).
@@ -92,6 +99,8 @@ class PrepareReport:
     coverage: dict[str, dict[str, int]]
     adjusted: dict[str, int]
     kept: dict[str, int]
+    cell_lines: dict[str, Any] = field(default_factory=dict)
+    genes: dict[str, Any] = field(default_factory=dict)
     genes_not_found: list[str] = field(default_factory=list)
     cell_lines_not_found: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -123,9 +132,13 @@ class PrepareReport:
             f"  screens failing QC {len(self.screens_failed_qc)} of {self.screens_in}"
             + (f" ({', '.join(self.screens_failed_qc)})" if self.screens_failed_qc else ""),
             f"  pDNA failing QC   {self.pdna_failed_qc} of {self.pdna_in}",
-            "guides",
+            f"  cell lines kept   {self.cell_lines.get('kept', 0)} of {self.cell_lines.get('in', 0)}; "
+            f"dropped: {reasons(self.cell_lines.get('dropped', {}))}",
+            "guides and genes",
             f"  guides kept       {self.guides_kept} of {self.guides_in}; dropped: {reasons(self.guides_dropped)}",
             f"  in guide map without counts {self.guides_without_counts}",
+            f"  genes kept        {self.genes.get('kept', 0)} of {self.genes.get('in', 0)}; "
+            f"dropped: {reasons(self.genes.get('dropped', {}))}",
             "NA read counts",
             f"  cells             {self.na_cells.get('replicates', 0)} in replicates, {self.na_cells.get('pdna', 0)} in pDNA",
             "rows (sgRNA x replicate)",

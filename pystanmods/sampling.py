@@ -60,8 +60,9 @@ def fit(
         A name from :func:`pystanmods.list_models`.
     data : pandas.DataFrame or StanData
         Tidy data, one row per observation, or the result of ``model.prepare``.
-    parameterization : {"noncentered", "centered"}
-        Which program of a hierarchical model to run.
+    parameterization : {"noncentered", "centered", "recommended"}
+        Which program of a hierarchical model to run; ``"recommended"`` is
+        the model's own choice for data like the seed's (``model.recommended``).
     engine : {"cmdstan", "pystan"}, optional
         Default: CmdStan when installed, else the embedded engine;
         ``$PYSTANMODS_ENGINE`` overrides.
@@ -80,6 +81,7 @@ def fit(
     StanFit
     """
     model = get_model(model)
+    parameterization = model.check_parameterization(parameterization)
     engine = get_engine(engine)
     stan_data = (
         data

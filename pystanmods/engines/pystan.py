@@ -144,8 +144,13 @@ class PyStanEngine(Engine):
 
     def sample(self, program: Program, directory: Path, data: dict[str, Any], options: SamplerOptions) -> Draws:
         posterior = self._posterior(program, directory, data, options.seed)
+        # PyStan writes its progress bar and Stan's messages to stderr; without
+        # progress they are kept with the draws instead of shown.
+        captured = io.StringIO()
+        quiet = contextlib.redirect_stderr(captured) if not options.show_progress else contextlib.nullcontext()
         start = time.perf_counter()
-        fit = run_outside_loop(posterior.sample, **options.for_httpstan())
+        with quiet:
+            fit = run_outside_loop(posterior.sample, **options.for_httpstan())
         seconds = time.perf_counter() - start
         chains = fit.num_chains
         variables = {}
@@ -158,7 +163,13 @@ class PyStanEngine(Engine):
         for stan_name, arviz_name in SAMPLE_STATS.items():
             values = np.asarray(fit[stan_name]).reshape(-1, chains).T
             stats[arviz_name] = values.astype(bool) if arviz_name == "diverging" else values
-        return Draws(variables=variables, sample_stats=stats, sampling_seconds=seconds, options=options)
+        return Draws(
+            variables=variables,
+            sample_stats=stats,
+            sampling_seconds=seconds,
+            options=options,
+            extra={"messages": captured.getvalue()},
+        )
 
     def log_prob(
         self,

@@ -107,6 +107,9 @@ class Model:
         return PARAMETERIZATIONS
 
     def check_parameterization(self, parameterization: str) -> str:
+        """Validate a parameterization; ``"recommended"`` resolves to the model's own."""
+        if parameterization == "recommended":
+            return self.recommended
         if parameterization not in PARAMETERIZATIONS:
             raise ValueError(
                 f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}"
@@ -118,7 +121,7 @@ class Model:
 
         A model with no group level has one program for both parameterizations.
         """
-        self.check_parameterization(parameterization)
+        parameterization = self.check_parameterization(parameterization)
         return self.name if not self.hierarchical else f"{self.name}_{parameterization}"
 
     def programs(self) -> list[str]:

@@ -100,6 +100,14 @@ class Model:
     #: Sizes and true values of the default simulation (the seed's).
     defaults: ClassVar[Mapping[str, Any]] = {}
     outcome: ClassVar[str] = "logfc"
+    #: The priors of the Stan program's top-level parameters, as written in its
+    #: model block: ``("normal", loc, scale)``, ``("halfnormal", scale)`` (a
+    #: ``normal(0, scale)`` on a ``<lower=0>`` parameter) or
+    #: ``("exponential", rate)``. :meth:`simulate_prior` draws from them and
+    #: tests/test_sbc.py checks them against the ``.stan`` files. A new model
+    #: gets prior draws by filling this in and, where its simulator cannot draw a
+    #: group level from these values as the program does, :meth:`_prior_overrides`.
+    priors: ClassVar[Mapping[str, tuple[Any, ...]]] = {}
 
     # ----------------------------------------------------------- programs
     @property
@@ -194,6 +202,56 @@ class Model:
 
     def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
         raise NotImplementedError
+
+    def draw_prior(self, rng: np.random.Generator, prior_scale: float = 1.0) -> dict[str, float]:
+        """One draw of each top-level parameter from :attr:`priors`.
+
+        ``prior_scale`` multiplies every prior's scale (the sd of a normal, the
+        mean of an exponential); 1 is the Stan program's prior, anything else a
+        deliberately wrong one (used to show that calibration checks fail).
+        """
+        if not self.priors:
+            raise NotImplementedError(f"{self.name} has no prior simulator: set {type(self).__name__}.priors")
+        drawn: dict[str, float] = {}
+        for name, (family, *args) in self.priors.items():
+            if family == "normal":
+                drawn[name] = float(rng.normal(args[0], args[1] * prior_scale))
+            elif family == "halfnormal":
+                drawn[name] = float(abs(rng.normal(0.0, args[0] * prior_scale)))
+            elif family == "exponential":
+                # Stan's exponential takes a rate, numpy's a scale (the mean).
+                drawn[name] = float(rng.exponential(prior_scale / args[0]))
+            else:
+                raise ValueError(f"{self.name}: unknown prior family {family!r} for {name}")
+        return drawn
+
+    def _prior_overrides(
+        self, rng: np.random.Generator, drawn: Mapping[str, float], settings: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Simulator settings that make :meth:`simulate` follow the program's
+        prior below the top level (for example sum-to-zero effects drawn
+        already centred). The default, nothing, suits simulators that draw
+        every group effect from the hyperparameters they are given."""
+        return {}
+
+    def simulate_prior(self, seed: int | None = None, *, prior_scale: float = 1.0, **overrides: Any) -> Simulation:
+        """Simulate with every parameter drawn from the Stan program's prior.
+
+        The top-level parameters come from :meth:`draw_prior`; the group effects
+        and the data from :meth:`simulate` given them. ``overrides`` set sizes
+        (``n_genes``, ``n_cell_lines``, ...), not parameter values. The truth is
+        then a draw from the joint prior, as simulation-based calibration needs.
+        """
+        fixed = set(overrides) & set(self.priors)
+        if fixed:
+            raise ValueError(f"{self.name}: {sorted(fixed)} are drawn from the prior and cannot be fixed")
+        rng = np.random.default_rng(seed)
+        drawn = self.draw_prior(rng, prior_scale)
+        settings = self.settings({**overrides, **drawn})
+        extra = self._prior_overrides(rng, drawn, settings)
+        simulation = self.simulate(seed=int(rng.integers(2**32)), **{**overrides, **drawn, **extra})
+        simulation.generating.update(from_prior=True, prior_scale=float(prior_scale))
+        return simulation
 
     # -------------------------------------------------------------- misc
     def describe(self) -> str:

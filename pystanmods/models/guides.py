@@ -71,6 +71,13 @@ class Model5(Model):
     }
     group_parameters = ("alpha_s", "beta_c")
     hyperparameters = ("sigma_beta", "sigma")
+    priors = {
+        "mu_epsilon": ("normal", 0.0, 5.0),
+        "sigma_epsilon": ("exponential", 1.0),
+        "sigma_alpha": ("exponential", 1.0),
+        "sigma_beta": ("exponential", 1.0),
+        "sigma": ("exponential", 1.0),
+    }
     defaults = {
         "n_cell_lines": 20,
         "sgrnas_per_gene": SEED_SGRNAS_PER_GENE,
@@ -79,6 +86,7 @@ class Model5(Model):
         "alpha_s": SEED_ALPHA_S,
         "mu_beta": 0.0,
         "sigma_beta": 1.0,
+        "beta_c": None,  # fixed cell-line effects (prior draws pass centred ones)
         "sigma": 0.5,
         # Used only when alpha_s is drawn (alpha_s=None or other guide counts):
         "mu_epsilon": -0.5,
@@ -110,13 +118,21 @@ class Model5(Model):
         }
         return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
 
+    def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:
+        # Guides drawn through their genes, and the program's beta_c: iid
+        # normal(0, sigma_beta) centred by their mean.
+        beta_c = rng.normal(0.0, drawn["sigma_beta"], int(settings["n_cell_lines"]))
+        return {"alpha_s": None, "beta_c": beta_c - beta_c.mean()}
+
     def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
         s = self.settings(overrides)
         rng = np.random.default_rng(seed)
         per_gene = [int(k) for k in s["sgrnas_per_gene"]]
         n_cells = int(s["n_cell_lines"])
         frame, sgrna_gene, si, ci = _design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
-        beta_c = rng.normal(s["mu_beta"], s["sigma_beta"], n_cells)
+        beta_c = as_array(s["beta_c"], n_cells, "beta_c")
+        if beta_c is None:
+            beta_c = rng.normal(s["mu_beta"], s["sigma_beta"], n_cells)
         drawn = s["alpha_s"] is None or len(s["alpha_s"]) != sum(per_gene)
         generating: dict[str, Any] = dict(s)
         if drawn:
@@ -169,6 +185,12 @@ class Model5Flat(Model):
     }
     group_parameters = ("gamma_g", "beta_c")
     hyperparameters = ("sigma_beta", "sigma")
+    priors = {
+        "mu_gamma": ("normal", 0.0, 2.0),
+        "sigma_gamma": ("exponential", 0.5),
+        "sigma_beta": ("exponential", 0.5),
+        "sigma": ("exponential", 1.0),
+    }
     defaults = {
         "n_cell_lines": 20,
         "sgrnas_per_gene": SEED_SGRNAS_PER_GENE,
@@ -181,6 +203,7 @@ class Model5Flat(Model):
         ),
         "mu_beta": 0.0,
         "sigma_beta": 1.0,
+        "beta_c": None,  # fixed cell-line effects (prior draws pass centred ones)
         "sigma": 0.5,
         "mu_gamma": -0.5,
         "sigma_gamma": 1.0,
@@ -200,13 +223,20 @@ class Model5Flat(Model):
         coords = {"gene": gene.labels, "cell_line": cell.labels, "cell_line_free": cell.labels[1:]}
         return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
 
+    def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:
+        # Gene effects drawn from mu_gamma/sigma_gamma, beta_c centred as in the program.
+        beta_c = rng.normal(0.0, drawn["sigma_beta"], int(settings["n_cell_lines"]))
+        return {"gamma_g": None, "beta_c": beta_c - beta_c.mean()}
+
     def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
         s = self.settings(overrides)
         rng = np.random.default_rng(seed)
         per_gene = [int(k) for k in s["sgrnas_per_gene"]]
         n_cells = int(s["n_cell_lines"])
         frame, sgrna_gene, si, ci = _design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
-        beta_c = rng.normal(s["mu_beta"], s["sigma_beta"], n_cells)
+        beta_c = as_array(s["beta_c"], n_cells, "beta_c")
+        if beta_c is None:
+            beta_c = rng.normal(s["mu_beta"], s["sigma_beta"], n_cells)
         gamma_g = as_array(s["gamma_g"], len(per_gene), "gamma_g") if s["gamma_g"] is not None and len(s["gamma_g"]) == len(per_gene) else None
         drawn = gamma_g is None
         if drawn:

@@ -27,6 +27,7 @@ class Model1(Model):
     optional = ("gene", "cell_line")
     recommended = "centered"
     hyperparameters = ("alpha", "beta", "sigma")
+    priors = {"alpha": ("normal", 0.0, 10.0), "beta": ("normal", 0.0, 1.0), "sigma": ("halfnormal", 5.0)}
     defaults = {"n_cell_lines": 20, "alpha": 0.5, "beta": -1.0, "sigma": 0.3}
 
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
@@ -63,6 +64,13 @@ class Model2(Model):
     variable_dims = {"alpha_g": ("gene",), "beta_g": ("gene",), "alpha_g_z": ("gene",), "beta_g_z": ("gene",)}
     group_parameters = ("alpha_g", "beta_g")
     hyperparameters = ("mu_alpha", "sigma_alpha", "mu_beta", "sigma_beta", "sigma")
+    priors = {
+        "mu_alpha": ("normal", 0.0, 5.0),
+        "sigma_alpha": ("halfnormal", 5.0),
+        "mu_beta": ("normal", 0.0, 2.0),
+        "sigma_beta": ("halfnormal", 2.0),
+        "sigma": ("halfnormal", 5.0),
+    }
     defaults = {
         "n_cell_lines": 30,
         "n_genes": 5,

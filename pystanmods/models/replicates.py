@@ -36,6 +36,14 @@ class Model3(Model):
     }
     group_parameters = ("gamma_g", "delta_g", "theta")
     hyperparameters = ("mu_gamma", "sigma_gamma", "mu_delta", "sigma_delta", "tau_sigma", "sigma")
+    priors = {
+        "mu_gamma": ("normal", 0.0, 5.0),
+        "sigma_gamma": ("exponential", 1.0),
+        "mu_delta": ("normal", 0.0, 5.0),
+        "sigma_delta": ("exponential", 1.0),
+        "tau_sigma": ("exponential", 1.0),
+        "sigma": ("exponential", 1.0),
+    }
     defaults = {
         "n_cell_lines": 20,
         "n_replicates": 3,

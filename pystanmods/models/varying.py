@@ -39,6 +39,14 @@ class Model4(Model):
     }
     group_parameters = ("alpha_g", "gamma_c", "beta_g")
     hyperparameters = ("mu_alpha", "sigma_alpha", "sigma_gamma", "mu_beta", "sigma_beta", "sigma")
+    priors = {
+        "mu_alpha": ("normal", 0.0, 2.0),
+        "sigma_alpha": ("exponential", 1.0),
+        "sigma_gamma": ("exponential", 1.0),
+        "mu_beta": ("normal", 0.0, 1.0),
+        "sigma_beta": ("exponential", 1.0),
+        "sigma": ("exponential", 1.0),
+    }
     defaults = {
         "n_genes": 5,
         "n_cell_lines": 20,
@@ -69,6 +77,11 @@ class Model4(Model):
         }
         coords = {"gene": gene.labels, "cell_line": cell.labels, "cell_line_free": cell.labels[1:]}
         return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+
+    def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:
+        # The program's gamma_c: iid normal(0, sigma_gamma) centred by their mean.
+        gamma_c = rng.normal(0.0, drawn["sigma_gamma"], int(settings["n_cell_lines"]))
+        return {"gamma_c": gamma_c - gamma_c.mean()}
 
     def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
         s = self.settings(overrides)

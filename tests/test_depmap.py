@@ -382,3 +382,66 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert cli.main(["prepare", str(tmp_path / "missing"), "-o", str(tmp_path / "x.csv")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("pystanmods: error:") and "does not exist" in err and "\n" not in err
+
+
+def test_synonymous_mutations_do_not_count(tmp_path: Path) -> None:
+    release = copy_release(tmp_path)
+    mut = pd.read_csv(release / "OmicsSomaticMutations.csv")
+    # ACH-000004 is profiled; give it a synonymous KRAS change and a missense MYB one.
+    extra = pd.DataFrame(
+        {
+            "ModelID": ["ACH-000004", "ACH-000004"],
+            "Gene": ["KRAS (3845)", "MYB (4602)"],
+            "DNAChange": ["c.1A>G", "c.2A>G"],
+            "ProteinChange": ["p.G12G", "p.G13D"],
+            "LikelyGoF": [True, True],
+            "Driver": [False, False],
+            "LikelyDriver": [True, True],
+        }
+    )
+    before = int(mut["ProteinChange"].str.fullmatch(r"p\.([A-Z*])\d+\1").sum())
+    pd.concat([mut, extra]).to_csv(release / "OmicsSomaticMutations.csv", index=False)
+    frame, report = depmap.prepare(release, genes=["KRAS", "MYB"], covariates=["is_mutated"], verbose=False)
+    cell = frame[frame["cell_line"] == "ACH-000004"]
+    assert (cell.loc[cell["gene"] == "KRAS", "is_mutated"] == 0).all()
+    assert (cell.loc[cell["gene"] == "MYB", "is_mutated"] == 1).all()
+    assert report.adjusted["mutations_synonymous_ignored"] == before + 1
+
+
+def test_mutation_filter(tmp_path: Path) -> None:
+    # Driver is False on most rows of the sample table: filtering on it can only remove hits.
+    frame_all = depmap.prepare(SAMPLE, genes=["PIK3CA", "BRAF"], covariates=["is_mutated"], verbose=False).frame
+    frame_drv = depmap.prepare(
+        SAMPLE, genes=["PIK3CA", "BRAF"], covariates=["is_mutated"], mutation_filter="Driver", verbose=False
+    ).frame
+    assert frame_drv["is_mutated"].sum() < frame_all["is_mutated"].sum()
+    with pytest.raises(DataError, match="mutation_filter 'Nope'"):
+        depmap.prepare(SAMPLE, genes=["KRAS"], covariates=["is_mutated"], mutation_filter="Nope", verbose=False)
+
+
+def test_gene_effect_table_from_draws() -> None:
+    import arviz as az
+
+    from pystanmods.depmap.effects import gene_effect_table
+
+    rng = np.random.default_rng(3)
+    # Gene "a" all negative, gene "b" all positive draws, "c" a known normal.
+    draws = np.stack([-1 - rng.random((2, 500)), 1 + rng.random((2, 500)), rng.normal(0.5, 2.0, (2, 500))], axis=-1)
+    idata = az.from_dict(posterior={"epsilon_g": draws}, coords={"gene": ["a", "b", "c"]}, dims={"epsilon_g": ["gene"]})
+    idata.posterior.attrs["model"] = "model5"
+
+    class Fit:
+        pass
+
+    fit = Fit()
+    fit.idata = idata  # type: ignore[attr-defined]
+    frame = pd.DataFrame({"gene": ["a", "a", "b", "c"]})
+    table = gene_effect_table(fit, frame)
+    assert list(table["gene"]) == ["a", "b", "c"]
+    assert list(table["p_negative"][:2]) == [1.0, 0.0]
+    flat = draws[..., 2].ravel()
+    c = table.iloc[2]
+    assert c["mean"] == pytest.approx(flat.mean()) and c["sd"] == pytest.approx(flat.std(ddof=1))
+    assert c["q05"] == pytest.approx(np.quantile(flat, 0.05)) and c["q95"] == pytest.approx(np.quantile(flat, 0.95))
+    assert c["p_negative"] == pytest.approx((flat < 0).mean())
+    assert list(table["n_rows"]) == [2, 1, 1]

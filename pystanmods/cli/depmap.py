@@ -29,7 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="read counts + covariates -> one row per sgRNA x replicate",
         description=(
             "Compute logFC from a release's raw read counts (QC-passing screens, quality-filtered guides, "
-            "reads per million + 1, log2 ratio to the pDNA batch mean) and join expression, copy number, "
+            "reads per million + 1, log2 ratio to the pDNA batch mean, guides under 1 RPM in pDNA dropped) "
+            "and join expression, copy number, "
             "mutations and lineage. Prints what was kept and dropped, by reason."
         ),
         epilog=f"example: {_EXAMPLE}",
@@ -56,6 +57,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="how OmicsCNGene is stored (default: relative copy number)",
     )
     prepare.add_argument("--keep-counts", action="store_true", help="add counts_initial and counts_final columns")
+    prepare.add_argument(
+        "--pseudocount", type=float, default=1.0, help="added to reads per million before the ratio (default 1, as Chronos)"
+    )
+    prepare.add_argument(
+        "--min-pdna-rpm", type=float, default=1.0, metavar="RPM",
+        help="drop guides whose pDNA batch reference is below this many reads per million (default 1, as DepMap; 0: keep)",
+    )
     prepare.add_argument("-o", "--output", required=True, metavar="CSV", help="where to write the tidy frame")
     prepare.set_defaults(func=handler)
     return depmap
@@ -86,6 +94,8 @@ def handler(args: argparse.Namespace) -> int:
         mutation_filter=args.mutation_filter,
         copy_number_scale=args.copy_number_scale,
         keep_counts=args.keep_counts,
+        pseudocount=args.pseudocount,
+        min_pdna_rpm=args.min_pdna_rpm,
         verbose=True,
     )
     output = Path(args.output)

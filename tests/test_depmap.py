@@ -445,3 +445,34 @@ def test_gene_effect_table_from_draws() -> None:
     assert c["q05"] == pytest.approx(np.quantile(flat, 0.05)) and c["q95"] == pytest.approx(np.quantile(flat, 0.95))
     assert c["p_negative"] == pytest.approx((flat < 0).mean())
     assert list(table["n_rows"]) == [2, 1, 1]
+
+
+def test_count_rows_absent_from_sequence_map_are_reported(tmp_path: Path) -> None:
+    release = copy_release(tmp_path)
+    counts = pd.read_csv(release / "AvanaReadcounts.csv", index_col=0)
+    counts.loc["EXTRA-SEQUENCE"] = counts.iloc[0]
+    counts.to_csv(release / "AvanaReadcounts.csv")
+    rel = depmap.read_release(release)
+    assert "EXTRA-SEQUENCE" not in rel.readcounts.index
+    assert rel.notes == [
+        "AvanaReadcounts.csv: 1 of 96 rows are not in AvanaSequenceMap.csv and were left out: 'EXTRA-SEQUENCE'"
+    ]
+    report = depmap.prepare(rel, genes=["KRAS"], verbose=False).report
+    assert "note: AvanaReadcounts.csv: 1 of 96 rows" in str(report)
+
+
+def test_each_guide_drop_reason_is_counted(tmp_path: Path) -> None:
+    release = copy_release(tmp_path)
+    guides = pd.read_csv(release / "AvanaGuideMap.csv")
+    single = guides.index[guides["nAlignments"] == 1]
+    flagged, no_gene, unused, absent = single[:4]
+    guides["DropReason"] = guides["DropReason"].astype(object)
+    guides.loc[flagged, "DropReason"] = "in_dropped_guides"
+    guides.loc[no_gene, "gene"] = np.nan
+    guides.loc[unused, "UsedByChronos"] = False
+    guides.drop(index=[absent]).to_csv(release / "AvanaGuideMap.csv", index=False)
+    report = depmap.prepare(release, covariates=[], verbose=False).report
+    dropped = report.guides_dropped
+    assert (dropped["not_in_guide_map"], dropped["drop_reason"], dropped["no_gene"], dropped["not_used_by_chronos"]) == (1, 1, 1, 1)
+    assert dropped["multiple_alignments"] == 14
+    assert_conserved(report)

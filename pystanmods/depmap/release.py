@@ -363,11 +363,15 @@ def read_release(directory: str | Path) -> Release:
             f"{seq_path.name}: {len(absent)} of {len(in_map)} sequence_ID values have no row in "
             f"{counts_path.name}: {_preview(absent)}"
         )
+    # Count rows the sequence map does not describe have no cell line or pDNA
+    # batch, so they cannot be used; they are left out and reported, not an
+    # error, since a release's count matrix may hold sequences it later dropped.
     extra = sorted(in_counts - in_map)
     if extra:
-        raise DataError(
+        readcounts = readcounts.drop(index=extra)
+        notes.append(
             f"{counts_path.name}: {len(extra)} of {len(in_counts)} rows are not in {seq_path.name} "
-            f"(sequence_ID): {_preview(extra)}"
+            f"and were left out: {_preview(extra)}"
         )
     release = Release(directory, readcounts, sequence_map, guide_map, files=files, notes=notes)
 

@@ -1,0 +1,263 @@
+"""Run the benchmark: ``python -m benchmarks.run [--quick]``.
+
+1. The comparison: the seed's Models 4 and 5 on the seed's simulated data,
+   pystanmods' recommended (identified, non-centered) program against PyMC's
+   default NUTS and nutpie, each peer in the seed's parameterization and the
+   identified one; same data, chains, warmup and draws, one process run.
+2. The scale curve: Model 5 on DepMap-like data of growing size, each point
+   in its own process.
+
+Results go to ``benchmarks/results/`` (``latest.*``, ``scale.*``) or, with
+``--quick``, to ``benchmarks/results/quick/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from benchmarks.metrics import OURS, RunResult, free_parameter_summary, stan_parameter_names, write_results
+
+RESULTS = Path(__file__).resolve().parent / "results"
+#: The notebook's RANDOM_SEED, used for data and samplers alike.
+SEED = 103
+MODELS = ("model4", "model5")
+PEERS = ("pymc", "nutpie")
+
+
+def have(module: str) -> bool:
+    """Whether an optional peer is importable."""
+    return importlib.util.find_spec(module) is not None
+
+
+def run_ours(model_name: str, stan_data: Any, chains: int, warmup: int, draws: int, seed: int) -> RunResult:
+    """pystanmods' recommended program on the embedded engine."""
+    import pystanmods
+
+    model = pystanmods.get_model(model_name)
+    parameterization = model.recommended
+    result = RunResult(model_name, OURS, "identified", int(stan_data.data["N"]), chains, warmup, draws)
+    fit = pystanmods.fit(
+        model, stan_data, parameterization, engine="pystan", chains=chains,
+        iter_warmup=warmup, iter_sampling=draws, seed=seed,
+    )
+    names = stan_parameter_names(model.stan_code(parameterization))
+    result.min_ess_bulk, result.worst_parameter, result.max_rhat = free_parameter_summary(fit.idata.posterior, names)
+    stats = fit.idata.sample_stats
+    result.divergences = int(stats["diverging"].sum())
+    result.leapfrog_steps = int(stats["n_steps"].sum())
+    result.sampling_seconds = fit.sampling_seconds
+    # The build is cached across runs: this is the time the cached build took.
+    result.compile_seconds = fit.compile_seconds
+    result.notes = f"{model.program_name(parameterization)}; build {'cached' if fit.attrs.get('compile_cached') else 'fresh'}"
+    return result
+
+
+def compare(models: list[str], tools: list[str], chains: int, warmup: int, draws: int, cores: int, seed: int) -> list[RunResult]:
+    """Every tool and parameterization on each model's seed-sized simulation."""
+    import pystanmods
+
+    from benchmarks import peers
+
+    results: list[RunResult] = []
+    for model_name in models:
+        model = pystanmods.get_model(model_name)
+        sim = model.simulate(seed=seed)
+        # log_lik and y_rep off: the peers compute neither while sampling.
+        stan_data = model.prepare(sim.data, compute_log_lik=False, compute_y_rep=False)
+        plan: list[tuple[str, str]] = [(OURS, "identified")]
+        plan += [(tool, p) for tool in PEERS if tool in tools for p in peers.PARAMETERIZATIONS]
+        for tool, parameterization in plan:
+            print(f"[compare] {model_name} {tool} ({parameterization}) ...", flush=True)
+            start = time.perf_counter()
+            try:
+                if tool == OURS:
+                    result = run_ours(model_name, stan_data, chains, warmup, draws, seed)
+                elif tool == "pymc":
+                    result = peers.run_pymc(model_name, stan_data.data, parameterization, chains, warmup, draws, seed, cores)
+                else:
+                    result = peers.run_nutpie(model_name, stan_data.data, parameterization, chains, warmup, draws, seed, cores)
+            except Exception as exc:  # a failed peer is a result, not the end of the run
+                traceback.print_exc()
+                result = RunResult(model_name, tool, parameterization, int(stan_data.data["N"]), chains, warmup, draws,
+                                   error=f"{type(exc).__name__}: {exc}")
+            results.append(result)
+            print(
+                f"    ESS {result.min_ess_bulk:.0f} in {result.sampling_seconds:.1f} s -> {result.ess_per_second:.1f}/s, "
+                f"R-hat {result.max_rhat:.3f}, {result.divergences} div, total {time.perf_counter() - start:.0f} s",
+                flush=True,
+            )
+    return results
+
+
+def scale_curve(
+    sizes: list[int], tools: list[str], chains: int, warmup: int, draws: int, cores: int, seed: int,
+    big_n: int, big_warmup: int, big_draws: int, timeout: float,
+) -> list[Any]:
+    """Each (size, tool) point in its own process; sampling only where it is affordable."""
+    from benchmarks import scale
+
+    points = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            for tool in tools:
+                w, d = (big_warmup, big_draws) if n >= big_n else (warmup, draws)
+                if tool == "pymc":
+                    w = d = 0  # PyMC's own NUTS is timed in the comparison; here its gradient only
+                print(f"[scale] N~{n:.0e} {tool} (warmup {w}, draws {d}) ...", flush=True)
+                point = scale.spawn_point(tool, n, chains, w, d, seed, cores, Path(tmp) / f"{tool}-{n}.json", timeout)
+                print(f"    {point.error or asdict(point)}", flush=True)
+                points.append(point)
+    return points
+
+
+def _merge_scale(path: Path, points: list[Any]) -> list[Any]:
+    """New points replace old ones of the same tool and size; the rest are kept."""
+    from benchmarks.scale import ScalePoint
+
+    old = []
+    if path.exists():
+        old = [ScalePoint(**p) for p in json.loads(path.read_text()).get("points", [])]
+    fresh = {(p.tool, p.n_target) for p in points}
+    return sorted([p for p in old if (p.tool, p.n_target) not in fresh] + points, key=lambda p: (p.n_target, p.tool))
+
+
+def scale_markdown(points: list[Any]) -> str:
+    def f(x: float, spec: str) -> str:
+        return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+    lines = [
+        "| N | tool | G / S / C | logp+grad call ms | µs per obs | ms per leapfrog (NUTS) | warmup+draws | sampling s | min ESS | ESS/s | max R-hat | div | peak RSS MiB | wall s |",
+        "|---:|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in points:
+        if p.error:
+            lines.append(f"| ~{p.n_target:.0e} | {p.tool} | | not run: {p.error} | | | | | | | | | | |")
+            continue
+        sampled = f"{p.warmup}+{p.draws} ×{p.chains}" if p.draws else "not sampled"
+        lines.append(
+            f"| {p.n_obs:,} | {p.tool} | {p.genes} / {p.sgrnas} / {p.cell_lines} | {f(p.grad_seconds * 1e3, '.2f')} "
+            f"| {f(p.grad_us_per_obs, '.3f')} | {f(p.seconds_per_leapfrog * 1e3, '.2f')} | {sampled} "
+            f"| {f(p.sampling_seconds, '.1f')} | {f(p.min_ess_bulk, '.0f')} | {f(p.ess_per_second, '.2f')} "
+            f"| {f(p.max_rhat, '.3f')} | {p.divergences} | {f(p.peak_rss_mib, '.0f')} | {f(p.wall_seconds, '.0f')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> dict[str, Any]:
+    import pystanmods
+
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg_at_start": os.getloadavg(),
+        "pystanmods": pystanmods.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    for name in ("pymc", "nutpie", "pytensor", "httpstan", "arviz"):
+        if have(name):
+            from importlib.metadata import version
+
+            info[name] = version(name)
+    return info
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke run into results/quick/")
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--tools", nargs="+", default=[OURS, *PEERS])
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--cores", type=int, default=min(2, os.cpu_count() or 1), help="parallel chains for the peers")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--skip-compare", action="store_true")
+    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--scale-sizes", nargs="+", type=float, default=[1e4, 1e5, 1e6])
+    parser.add_argument("--scale-chains", type=int, default=2)
+    parser.add_argument("--scale-warmup", type=int, default=300)
+    parser.add_argument("--scale-draws", type=int, default=300)
+    parser.add_argument("--big-n", type=float, default=1e6, help="sizes from here on get the short run below")
+    parser.add_argument("--big-warmup", type=int, default=100)
+    parser.add_argument("--big-draws", type=int, default=100)
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed to one scale point")
+    parser.add_argument("--out", type=Path, default=None)
+    # Internal: one scale point in this process.
+    parser.add_argument("--scale-point", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--tool", default=OURS, help=argparse.SUPPRESS)
+    parser.add_argument("--point-out", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.chains, args.warmup, args.draws = 2, 200, 200
+        args.scale_sizes, args.scale_warmup, args.scale_draws = [1e4], 100, 100
+    if args.out is None:
+        args.out = RESULTS / "quick" if args.quick else RESULTS
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.scale_point is not None:
+        from benchmarks import scale
+
+        point = scale.run_point(args.tool, int(args.scale_point), args.scale_chains if args.chains is None else args.chains,
+                                args.warmup, args.draws, args.seed, args.cores)
+        scale.write_point(point, args.point_out)
+        return 0
+
+    missing = [t for t in args.tools if t in PEERS and not have(t)]
+    if missing:
+        print(f"peers not installed, skipped: {missing} (pip install -e '.[bench]')", file=sys.stderr)
+    tools = [t for t in args.tools if t not in missing]
+    meta = {
+        **machine(),
+        "chains": args.chains, "warmup": args.warmup, "draws": args.draws, "cores": args.cores, "seed": args.seed,
+        "note": "Timings on a shared 2-core machine; compare ratios within one run, not absolute seconds across runs.",
+    }
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    sections = []
+    if not args.skip_compare:
+        results = compare(args.models, tools, args.chains, args.warmup, args.draws, args.cores, args.seed)
+        paths = write_results(out, "compare", results, meta)
+        sections.append(("Comparison on the seed's data", paths["md"].read_text()))
+    if not args.skip_scale:
+        from benchmarks import scale
+
+        scale_tools = [t for t in (OURS, "nutpie", "pymc") if t in tools]
+        points = scale_curve(
+            [int(n) for n in args.scale_sizes], scale_tools, args.scale_chains, args.scale_warmup, args.scale_draws,
+            args.cores, args.seed, int(args.big_n), args.big_warmup, args.big_draws, args.timeout,
+        )
+        points = _merge_scale(out / "scale.json", points)
+        (out / "scale.json").write_text(json.dumps({"meta": meta, "points": [asdict(p) for p in points]}, indent=2, default=float))
+        table = scale_markdown(points)
+        (out / "scale.md").write_text(table)
+        scale.plot(points, out / "scale.png")
+        sections.append(("Scale curve: Model 5 on DepMap-like data", table + "\n![scale curve](scale.png)\n"))
+    if sections:
+        text = [f"# Benchmark results ({meta['date']})", "", meta["note"], ""]
+        for title, body in sections:
+            text += [f"## {title}", "", body]
+        if args.skip_compare and (out / "compare.md").exists():
+            text += ["## Comparison on the seed's data (earlier run)", "", (out / "compare.md").read_text()]
+        (out / "latest.md").write_text("\n".join(text))
+        print(f"wrote {out / 'latest.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

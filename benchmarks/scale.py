@@ -1,0 +1,222 @@
+"""The scale curve: Model 5 on DepMap-like simulated data of growing size.
+
+Each point runs in its own process (``python -m benchmarks.run --scale-point
+N --tool T``), so that its peak memory is its own and a blow-up at one size
+does not take the whole run down.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Share of sgRNA x cell-line cells left out: screens miss some guides in some lines.
+MISSING_FRACTION = 0.1
+#: Guides per gene: mostly 4 (as in the Avana library), some genes with fewer or more.
+GUIDES, GUIDE_WEIGHTS = (2, 3, 4, 5, 6), (0.05, 0.15, 0.6, 0.15, 0.05)
+
+
+@dataclass
+class ScalePoint:
+    """One tool at one data size. Times in seconds, memory in MiB."""
+
+    tool: str
+    n_target: int
+    n_obs: int = 0
+    genes: int = 0
+    sgrnas: int = 0
+    cell_lines: int = 0
+    grad_seconds: float = math.nan
+    grad_us_per_obs: float = math.nan
+    logp_seconds: float = math.nan
+    chains: int = 0
+    warmup: int = 0
+    draws: int = 0
+    sampling_seconds: float = math.nan
+    leapfrog_steps: int = 0
+    seconds_per_leapfrog: float = math.nan
+    min_ess_bulk: float = math.nan
+    ess_per_second: float = math.nan
+    max_rhat: float = math.nan
+    divergences: int = 0
+    compile_seconds: float = math.nan
+    peak_rss_mib: float = math.nan
+    wall_seconds: float = math.nan
+    notes: str = ""
+    error: str = ""
+
+
+def cell_lines_for(n_target: int) -> int:
+    """Cell lines of a DepMap lineage: few in a small screen, 50 from 10^5 up."""
+    return 25 if n_target <= 20_000 else 50
+
+
+def simulate(n_target: int, seed: int) -> Any:
+    """A Model 5 simulation of about ``n_target`` observations.
+
+    Genes x ~4 sgRNAs x cell lines, ragged in guides per gene and with 10% of
+    guide x cell-line cells missing.
+    """
+    import pystanmods
+
+    rng = np.random.default_rng(seed)
+    n_cells = cell_lines_for(n_target)
+    genes = max(2, round(n_target / (4 * n_cells * (1 - MISSING_FRACTION))))
+    per_gene = rng.choice(GUIDES, size=genes, p=GUIDE_WEIGHTS)
+    return pystanmods.get_model("model5").simulate(
+        seed=seed,
+        n_cell_lines=n_cells,
+        sgrnas_per_gene=tuple(int(k) for k in per_gene),
+        missing_fraction=MISSING_FRACTION,
+        alpha_s=None,
+    )
+
+
+def _plain(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in data.items()}
+
+
+def pystan_grad_timers(data: dict[str, Any]) -> tuple[Any, Any, int]:
+    """Calls of the embedded engine's C++ ``log_prob_grad`` and ``log_prob``.
+
+    These are the functions behind the engine's ``log_prob_grad`` and PyStan's
+    ``grad_log_prob``, called in-process: through PyStan each call would also
+    send the whole data set as JSON over httpstan's HTTP interface, which at
+    10^6 observations is most of the time. Each C++ call still builds the
+    model from the data dict; ``log_prob`` (one evaluation without gradient)
+    times mostly that construction, so ``grad - logp`` bounds the gradient
+    alone from below.
+    """
+    import httpstan.models
+
+    from pystanmods.engines import get_engine
+    from pystanmods.engines.asyncio_compat import run_outside_loop
+    from pystanmods.sampling import compile_model
+
+    engine = get_engine("pystan")
+    compiled = compile_model("model5", "noncentered", engine, quiet=True)
+    # The engine's own posterior builder installs the cached build where
+    # httpstan looks for it; its name is the httpstan model name.
+    posterior = engine._posterior(compiled.program, compiled.directory, data, None)
+    module = run_outside_loop(httpstan.models.import_services_extension_module, posterior.model_name)
+    plain = _plain(data)
+    size = int(data["G"]) + int(data["S"]) + int(data["C"]) - 1 + 5
+    rng = np.random.default_rng(1)
+    x = list(rng.normal(0, 0.5, size))
+    return (lambda: module.log_prob_grad(plain, x, True)), (lambda: module.log_prob(plain, x, True)), size
+
+
+def run_point(tool: str, n_target: int, chains: int, warmup: int, draws: int, seed: int, cores: int) -> ScalePoint:
+    """Measure one tool at one size (called inside the point's own process)."""
+    from benchmarks import peers
+    from benchmarks.metrics import free_parameter_summary, stan_parameter_names
+
+    start = time.perf_counter()
+    point = ScalePoint(tool, n_target, chains=chains, warmup=warmup, draws=draws)
+    import pystanmods
+
+    model = pystanmods.get_model("model5")
+    sim = simulate(n_target, seed)
+    stan_data = model.prepare(sim.data, compute_log_lik=False, compute_y_rep=False)
+    data = stan_data.data
+    point.n_obs, point.genes, point.sgrnas, point.cell_lines = int(data["N"]), int(data["G"]), int(data["S"]), int(data["C"])
+    if tool == "pystanmods":
+        grad, logp, _ = pystan_grad_timers(data)
+        point.grad_seconds = peers.median_seconds(grad, budget=3.0)
+        point.logp_seconds = peers.median_seconds(logp, budget=1.5)
+        if draws:
+            fit = pystanmods.fit(
+                model, stan_data, "noncentered", engine="pystan", chains=chains,
+                iter_warmup=warmup, iter_sampling=draws, seed=seed,
+            )
+            names = stan_parameter_names(model.stan_code("noncentered"))
+            point.min_ess_bulk, _, point.max_rhat = free_parameter_summary(fit.idata.posterior, names)
+            stats = fit.idata.sample_stats
+            point.divergences = int(stats["diverging"].sum())
+            point.leapfrog_steps = int(stats["n_steps"].sum())
+            point.sampling_seconds = fit.sampling_seconds
+            point.compile_seconds = fit.compile_seconds
+    elif tool in ("nutpie", "pymc"):
+        pm_model = peers.model5(data, "identified")
+        point.grad_seconds = peers.median_seconds(peers.logp_grad_timer(pm_model, tool), budget=3.0)
+        if draws and tool == "nutpie":
+            result = peers.run_nutpie("model5", data, "identified", chains, warmup, draws, seed, cores)
+            point.min_ess_bulk, point.max_rhat, point.divergences = result.min_ess_bulk, result.max_rhat, result.divergences
+            point.leapfrog_steps, point.sampling_seconds = result.leapfrog_steps, result.sampling_seconds
+            point.compile_seconds = result.compile_seconds
+    else:
+        raise ValueError(f"unknown tool {tool!r}")
+    point.grad_us_per_obs = point.grad_seconds / point.n_obs * 1e6
+    if point.sampling_seconds == point.sampling_seconds and point.leapfrog_steps:
+        # Chains run side by side, so a chain's wall time per step is the
+        # cost of one gradient plus the sampler's own work, under this load.
+        point.seconds_per_leapfrog = point.sampling_seconds / (point.leapfrog_steps / chains)
+        point.ess_per_second = point.min_ess_bulk / point.sampling_seconds
+    point.wall_seconds = time.perf_counter() - start
+    # ru_maxrss is in KiB on Linux: the larger of this process and its largest
+    # (waited-for) child, where the embedded engine runs its chains.
+    rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    point.peak_rss_mib = rss / 1024
+    return point
+
+
+def spawn_point(
+    tool: str, n_target: int, chains: int, warmup: int, draws: int, seed: int, cores: int, out: Path, timeout: float
+) -> ScalePoint:
+    """Run :func:`run_point` in a fresh process and read its result back."""
+    command = [
+        sys.executable, "-m", "benchmarks.run", "--scale-point", str(n_target), "--tool", tool,
+        "--chains", str(chains), "--warmup", str(warmup), "--draws", str(draws),
+        "--seed", str(seed), "--cores", str(cores), "--point-out", str(out),
+    ]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return ScalePoint(tool, n_target, chains=chains, warmup=warmup, draws=draws, error=f"timed out after {timeout:.0f} s")
+    if done.returncode != 0 or not out.exists():
+        tail = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
+        return ScalePoint(tool, n_target, chains=chains, warmup=warmup, draws=draws, error=tail[0][:200])
+    return ScalePoint(**json.loads(out.read_text()))
+
+
+def write_point(point: ScalePoint, out: Path) -> None:
+    out.write_text(json.dumps(asdict(point), default=float))
+
+
+def plot(points: list[ScalePoint], path: Path) -> None:
+    """Gradient time per call and sampling wall time against N, log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for tool, marker in (("pystanmods", "o"), ("nutpie", "s"), ("pymc", "^")):
+        mine = sorted((p for p in points if p.tool == tool and not p.error), key=lambda p: p.n_obs)
+        grad = [(p.n_obs, p.grad_seconds * 1e3) for p in mine if p.grad_seconds == p.grad_seconds]
+        if grad:
+            axes[0].plot(*zip(*grad), marker=marker, label=f"{tool} logp+grad call")
+        step = [(p.n_obs, p.seconds_per_leapfrog * 1e3) for p in mine if p.seconds_per_leapfrog == p.seconds_per_leapfrog]
+        if step:
+            axes[0].plot(*zip(*step), marker=marker, linestyle="--", label=f"{tool} per leapfrog in NUTS")
+        ess = [(p.n_obs, p.ess_per_second) for p in mine if p.ess_per_second == p.ess_per_second]
+        if ess:
+            axes[1].plot(*zip(*ess), marker=marker, label=tool)
+    axes[0].set(xscale="log", yscale="log", xlabel="observations N", ylabel="milliseconds", title="Cost of one gradient")
+    axes[1].set(xscale="log", yscale="log", xlabel="observations N", ylabel="min bulk ESS / s", title="Model 5 ESS per second")
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Model 5 (identified, non-centered) on DepMap-like data; 2 shared cores")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

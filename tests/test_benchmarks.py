@@ -1,0 +1,77 @@
+"""The benchmark harness: its report logic on synthetic numbers, and a tiny real run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from benchmarks.metrics import RunResult, markdown_table, ratios, stan_parameter_names, write_results
+
+
+def _run(tool: str, parameterization: str, ess: float, seconds: float, rhat: float = 1.0, divergences: int = 0) -> RunResult:
+    return RunResult("model5", tool, parameterization, 300, 4, 1000, 1000, min_ess_bulk=ess,
+                     sampling_seconds=seconds, max_rhat=rhat, divergences=divergences)
+
+
+def test_flags_ratios_and_report(tmp_path):
+    ours = _run("pystanmods", "identified", 2000, 4.0)  # 500 ESS/s
+    seed_pymc = _run("pymc", "seed", 100, 10.0, rhat=1.05)  # 10 ESS/s, R-hat too high
+    nutpie = _run("nutpie", "identified", 3000, 3.0, divergences=2)  # 1000 ESS/s, diverged
+    failed = RunResult("model5", "pymc", "identified", 300, 4, 1000, 1000, error="boom")
+    assert ours.ess_per_second == pytest.approx(500)
+    assert ours.trustworthy and not seed_pymc.trustworthy and not nutpie.trustworthy and not failed.trustworthy
+    assert not _run("pystanmods", "identified", 1, 1, rhat=1.01).trustworthy  # the bound itself fails
+
+    rows = {q.peer: q for q in ratios([ours, seed_pymc, nutpie, failed])}
+    assert set(rows) == {"pymc (seed)", "nutpie (identified)"}  # failed runs are left out
+    assert rows["pymc (seed)"].ratio == pytest.approx(50) and rows["pymc (seed)"].counts_as_win
+    assert rows["nutpie (identified)"].ratio == pytest.approx(0.5) and not rows["nutpie (identified)"].counts_as_win
+
+    # An untrustworthy run of ours wins nothing, however fast.
+    fast_but_bad = _run("pystanmods", "identified", 10_000, 1.0, divergences=1)
+    assert not any(q.counts_as_win for q in ratios([fast_but_bad, seed_pymc]))
+
+    table = markdown_table([ours, seed_pymc, failed], ratios([ours, seed_pymc]))
+    assert "**no**" in table and "failed: boom" in table and "50.00×" in table
+    paths = write_results(tmp_path, "compare", [ours, seed_pymc, nutpie], {"note": "synthetic"})
+    saved = json.loads(paths["json"].read_text())
+    assert [r["trustworthy"] for r in saved["runs"]] == [True, False, False]
+    assert paths["csv"].read_text().count("\n") == 4
+    assert math.isnan(RunResult("m", "t", "p", 1, 1, 1, 1).ess_per_second)
+
+
+def test_stan_parameter_names():
+    code = "data {\n int N;\n}\nparameters {\n  real mu;  // grand mean\n  real<lower=0> sigma;\n  vector[C - 1] beta_c_z;\n}\nmodel {\n}\n"
+    assert stan_parameter_names(code) == ["mu", "sigma", "beta_c_z"]
+
+
+def test_quick_run_of_model1_without_peers(tmp_path):
+    """A pystanmods-only run of the harness on Model 1 (no pymc needed)."""
+    from benchmarks.run import compare
+
+    results = compare(["model1"], ["pystanmods"], chains=2, warmup=150, draws=150, cores=1, seed=1)
+    (result,) = results
+    assert not result.error and result.n_obs == 20
+    assert result.min_ess_bulk > 0 and result.sampling_seconds > 0 and result.ess_per_second > 0
+    assert result.worst_parameter.split("[")[0] in {"alpha", "beta", "sigma"}
+    paths = write_results(tmp_path, "compare", results, {})
+    assert "pystanmods (identified)" in paths["md"].read_text()
+
+
+def test_peer_models_share_the_stan_data():
+    """The PyMC versions of Models 4 and 5 build from the same Stan data dict."""
+    pytest.importorskip("pymc")
+    import pystanmods
+    from benchmarks import peers
+
+    for name in ("model4", "model5"):
+        model = pystanmods.get_model(name)
+        data = model.prepare(model.simulate(seed=1).data).data
+        seed = peers.BUILDERS[name](data, "seed")
+        identified = peers.BUILDERS[name](data, "identified")
+        # The identified model has one grand mean fewer, like the Stan program.
+        assert len(peers.free_names(seed)) == len(peers.free_names(identified)) + 1
+        stan_names = stan_parameter_names(model.stan_code("noncentered"))
+        assert sorted(peers.free_names(identified)) == sorted(stan_names)

@@ -1,0 +1,95 @@
+"""What a fit returns: InferenceData with the data's labels, summaries, diagnostics, netCDF."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pystanmods as psm
+from pystanmods.stanfit.diagnostics import diagnose
+
+SHORT = {"chains": 2, "iter_warmup": 300, "iter_sampling": 300, "show_progress": False}
+
+
+@pytest.fixture(scope="module")
+def model5_fit() -> tuple[psm.StanFit, object]:
+    simulation = psm.get_model("model5").simulate(seed=4, n_cell_lines=8, missing_fraction=0.1)
+    fit = psm.fit("model5", simulation.data, parameterization="centered", engine="pystan", seed=3, **SHORT)
+    return fit, simulation
+
+
+def test_inference_data_groups_and_coords(model5_fit) -> None:
+    fit, simulation = model5_fit
+    idata = fit.idata
+    for group in ("posterior", "posterior_predictive", "log_likelihood", "observed_data", "sample_stats"):
+        assert group in idata.groups()
+    data = simulation.data
+    assert list(idata.posterior.alpha_s.dims) == ["chain", "draw", "sgrna"]
+    assert list(idata.posterior.sgrna.values) == sorted(data.sgrna.unique())
+    assert list(idata.posterior.beta_c.dims) == ["chain", "draw", "cell_line"]
+    assert list(idata.posterior.cell_line.values) == sorted(data.cell_line.unique())
+    assert list(idata.posterior.epsilon_g.dims)[-1] == "gene"
+    assert idata.log_likelihood.logfc.shape == (2, 300, len(data))
+    assert idata.posterior_predictive.logfc.dims[-1] == "obs"
+    np.testing.assert_allclose(idata.observed_data.logfc.values, data.logfc.values)
+    # The zero-sum constraint holds draw by draw.
+    assert float(np.abs(idata.posterior.beta_c.sum("cell_line")).max()) < 1e-8
+    assert fit.attrs["engine"] == "pystan" and fit.attrs["seed"] == 3
+
+
+def test_summary_leaves_out_internal_coordinates(model5_fit) -> None:
+    fit, _ = model5_fit
+    summary = fit.summary()
+    assert any(i.startswith("alpha_s[") for i in summary.index)
+    assert not any("_raw" in i or "_z[" in i for i in summary.index)
+    assert {"mean", "sd", "r_hat", "ess_bulk"} <= set(summary.columns)
+
+
+def test_netcdf_round_trip(model5_fit, tmp_path) -> None:
+    fit, _ = model5_fit
+    path = tmp_path / "fit.nc"
+    fit.to_netcdf(path)
+    loaded = psm.StanFit.from_netcdf(path)
+    assert loaded.model == "model5" and loaded.parameterization == "centered"
+    np.testing.assert_array_equal(loaded.idata.posterior.alpha_s.values, fit.idata.posterior.alpha_s.values)
+
+
+def test_log_lik_and_y_rep_can_be_switched_off_without_recompiling() -> None:
+    simulation = psm.get_model("model2").simulate(seed=1)
+    fit = psm.fit("model2", simulation.data, parameterization="centered", engine="pystan", seed=1,
+                  compute_log_lik=False, compute_y_rep=False, **SHORT)
+    assert "log_likelihood" not in fit.idata.groups()
+    assert "posterior_predictive" not in fit.idata.groups()
+    assert fit.attrs["compile_cached"] == 1
+
+
+def test_diagnostics_warn_in_plain_words() -> None:
+    """A deliberately starved fit (20 warmup iterations, 2 chains of 30 draws) fails
+    the ESS check, and the warning says so in words."""
+    simulation = psm.get_model("model5").simulate(seed=4)
+    fit = psm.fit("model5", simulation.data, parameterization="noncentered", engine="pystan", seed=3,
+                  chains=2, iter_warmup=20, iter_sampling=30, show_progress=False)
+    with pytest.warns(UserWarning, match="too few effective draws"):
+        result = fit.diagnostics()
+    assert not result.ok
+    assert "WARNING" in str(result)
+
+
+def test_diagnose_counts_divergences_and_treedepth(model5_fit) -> None:
+    fit, _ = model5_fit
+    idata = fit.idata.copy()
+    idata.sample_stats["diverging"][0, :5] = True
+    idata.sample_stats["tree_depth"][1, :3] = 10
+    result = diagnose(idata, max_treedepth=10)
+    assert result.divergences == int(fit.idata.sample_stats.diverging.sum()) + 5 - int(
+        fit.idata.sample_stats.diverging[0, :5].sum()
+    )
+    assert result.treedepth_hits >= 3
+    assert any("divergent" in p for p in result.problems)
+
+
+def test_recommended_parameterization_alias() -> None:
+    model = psm.get_model("model5")
+    assert model.program_name("recommended") == model.program_name(model.recommended)
+    with pytest.raises(ValueError, match="parameterization"):
+        model.program_name("sideways")

@@ -1,0 +1,337 @@
+"""One fit per group of a frame (per lineage, per gene set, ...) on Dask workers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pystanmods.data import DataError
+from pystanmods.models import Model, get_model
+
+#: Columns of the summary table, in order.
+SUMMARY_COLUMNS = (
+    "group", "status", "action", "n_rows", "seconds", "sampling_seconds", "max_rhat", "min_ess_bulk",
+    "min_ess_tail", "divergences", "treedepth_hits", "min_ebfmi", "diagnostics_ok", "problems", "seed",
+    "compile_cached", "worker", "file", "error", "fingerprint",
+)
+
+
+@dataclass
+class BatchResult:
+    """What :func:`fit_groups` did.
+
+    Attributes
+    ----------
+    summary : pandas.DataFrame
+        One row per group (columns :data:`SUMMARY_COLUMNS`), also written to
+        ``out/summary.csv``. ``action`` is ``fitted`` or ``skipped`` (finished
+        by an earlier run with the same model, data and settings).
+    out : pathlib.Path
+        The output directory.
+    """
+
+    summary: pd.DataFrame
+    out: Path
+
+    @property
+    def failed(self) -> list[str]:
+        """Labels of the groups whose fit failed."""
+        return list(self.summary.loc[self.summary["status"] != "ok", "group"])
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def path(self, group: str) -> Path:
+        """The netCDF file of a finished group."""
+        row = self.summary.set_index("group").loc[str(group)]
+        return self.out / str(row["file"])
+
+
+def _stem(label: str) -> str:
+    """A file-name-safe form of a group label."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "group"
+
+
+def _stems(labels: Sequence[str]) -> dict[str, str]:
+    """Unique file stems; labels that clean to the same stem get a hash suffix."""
+    stems = {label: _stem(label) for label in labels}
+    counts = pd.Series(list(stems.values())).value_counts()
+    for label, stem in stems.items():
+        if counts[stem] > 1:
+            stems[label] = f"{stem}-{hashlib.sha256(label.encode()).hexdigest()[:8]}"
+    return stems
+
+
+def _frame_digest(frame: pd.DataFrame) -> str:
+    """Hash of a frame's columns, dtypes and values (row order included)."""
+    h = hashlib.sha256()
+    h.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def group_seed(seed: int, label: str) -> int:
+    """The seed of one group's fit: fixed by the run's seed and the group's label,
+    so that a group's fit does not depend on which other groups are in the frame."""
+    digest = hashlib.sha256(f"{seed}:{label}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") % (2**31 - 1)
+
+
+def _write_json(path: Path, record: Mapping[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=2, default=_jsonable))
+    os.replace(tmp, path)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def fit_one_group(
+    model: str,
+    frame: pd.DataFrame,
+    label: str,
+    out: str,
+    stem: str,
+    fit_kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    """Fit one group and save it; runs on a worker.
+
+    Never raises for a bad group: the error goes into the returned record.
+    The netCDF is written to a temporary name and renamed when complete, so
+    a worker killed mid-write leaves no file that looks finished.
+    """
+    from pystanmods.sampling import fit as fit_model
+
+    directory = Path(out)
+    marker = directory / f".{stem}.running"
+    worker = f"{os.uname().nodename}:{os.getpid()}"
+    marker.write_text(json.dumps({"pid": os.getpid(), "worker": worker, "started": time.time()}))
+    start = time.perf_counter()
+    record: dict[str, Any] = {"group": label, "worker": worker, "n_rows": len(frame), "seed": fit_kwargs.get("seed")}
+    try:
+        fit = fit_model(model, frame, **fit_kwargs)
+        diagnostics = fit.diagnostics(warn=False)
+        final = directory / f"{stem}.nc"
+        tmp = directory / f".{stem}.nc.tmp-{os.getpid()}"
+        fit.to_netcdf(tmp)
+        os.replace(tmp, final)
+        record.update(
+            status="ok",
+            file=final.name,
+            sampling_seconds=fit.sampling_seconds,
+            compile_cached=int(fit.attrs.get("compile_cached", 0)),
+            diagnostics_ok=diagnostics.ok,
+            problems=" | ".join(diagnostics.problems),
+            **diagnostics.as_dict(),
+        )
+    except Exception as error:  # a failing group must not stop the others
+        record.update(
+            status="failed",
+            error=" ".join(f"{type(error).__name__}: {error}".split()),
+            traceback=traceback.format_exc(),
+        )
+    finally:
+        record["seconds"] = time.perf_counter() - start
+        marker.unlink(missing_ok=True)
+    return record
+
+
+def fit_groups(
+    model: str | Model,
+    frame: pd.DataFrame,
+    by: str | Sequence[str] = "lineage",
+    *,
+    out: str | os.PathLike[str],
+    parameterization: str = "noncentered",
+    engine: str | None = None,
+    chains: int = 4,
+    iter_warmup: int = 1000,
+    iter_sampling: int = 1000,
+    seed: int = 1,
+    columns: Mapping[str, str] | None = None,
+    compute_log_lik: bool = True,
+    compute_y_rep: bool = True,
+    client: Any = None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    progress: bool = True,
+    **sampler_options: Any,
+) -> BatchResult:
+    """Fit ``model`` once per group of ``frame`` on Dask workers.
+
+    Parameters
+    ----------
+    model : str or Model
+        A model of the catalogue.
+    frame : pandas.DataFrame
+        Tidy data with the model's columns and the ``by`` column(s).
+    by : str or list of str
+        Column(s) whose distinct values define the groups.
+    out : path
+        Directory of the results: ``<group>.nc`` (the fit as netCDF),
+        ``<group>.json`` (its record) and ``summary.csv``. On a remote
+        cluster it must be on a file system the workers share.
+    parameterization, engine, chains, iter_warmup, iter_sampling, columns, compute_log_lik, compute_y_rep
+        As in :func:`pystanmods.fit`.
+    seed : int
+        Run seed; each group's fit gets :func:`group_seed` of it and its label.
+    client : distributed.Client, optional
+        Use this client. Otherwise ``scheduler`` (an address) or a new local
+        cluster of ``n_workers`` processes.
+    progress : bool
+        Show a progress bar over groups.
+    **sampler_options
+        ``adapt_delta``, ``max_treedepth``, ... as in :func:`pystanmods.fit`.
+
+    Returns
+    -------
+    BatchResult
+        Check ``.failed``: a failed group is recorded, not raised.
+
+    Notes
+    -----
+    A group is skipped when ``<group>.json`` says it finished with the same
+    fingerprint (a hash of the model's compiled program, the group's data and
+    every setting) and its ``.nc`` exists; failed, interrupted and changed
+    groups are fitted again.
+    """
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    from pystanmods.batch.cluster import dask_client
+    from pystanmods.engines import get_engine
+    from pystanmods.sampling import compile_model
+
+    model = get_model(model)
+    engine_obj = get_engine(engine)
+    by = [by] if isinstance(by, str) else list(by)
+    missing = [c for c in by if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"group column(s) {missing} not in the frame, whose columns are {', '.join(map(str, frame.columns))}"
+        )
+    if frame.empty:
+        raise DataError("the frame has no rows to group")
+    unlabeled = frame[by].isna().any(axis=1)
+    if unlabeled.any():
+        raise DataError(
+            f"{int(unlabeled.sum())} of {len(frame)} rows have no value in group column(s) {by}; "
+            "drop or label them before a batch fit"
+        )
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    # Compile here, once, before any task is sent: workers find the build in
+    # the shared file-locked cache (each fit's compile_cached attr records it).
+    compiled = compile_model(model, parameterization, engine_obj)
+    fit_settings: dict[str, Any] = {
+        "parameterization": parameterization,
+        "engine": engine_obj.name,
+        "chains": chains,
+        "iter_warmup": iter_warmup,
+        "iter_sampling": iter_sampling,
+        "columns": dict(columns) if columns else None,
+        "compute_log_lik": compute_log_lik,
+        "compute_y_rep": compute_y_rep,
+        "show_progress": False,
+        **sampler_options,
+    }
+    grouped = {
+        "|".join(map(str, key if isinstance(key, tuple) else (key,))): part.reset_index(drop=True)
+        for key, part in frame.groupby(by, sort=True)
+    }
+    stems = _stems(list(grouped))
+    base = {"model": model.name, "program_key": compiled.key, "by": by, "seed": seed, **fit_settings}
+
+    rows: dict[str, dict[str, Any]] = {}
+    todo: list[tuple[str, dict[str, Any], str]] = []
+    for label, part in grouped.items():
+        kwargs = {**fit_settings, "seed": group_seed(seed, label)}
+        fingerprint = hashlib.sha256(
+            json.dumps({**base, "group": label, "data": _frame_digest(part)}, sort_keys=True, default=str).encode()
+        ).hexdigest()
+        record = _read_json(out_dir / f"{stems[label]}.json")
+        if (
+            record
+            and record.get("status") == "ok"
+            and record.get("fingerprint") == fingerprint
+            and (out_dir / str(record.get("file"))).is_file()
+        ):
+            rows[label] = {**record, "action": "skipped"}
+        else:
+            todo.append((label, kwargs, fingerprint))
+
+    if todo:
+        with dask_client(client, scheduler, n_workers) as dask:
+            futures = {}
+            for label, kwargs, fingerprint in todo:
+                # The group's rows travel inside the task, not scattered to one
+                # worker, so that when a worker dies mid-fit (killed, out of
+                # memory) the scheduler still has them and reruns the task on
+                # another worker (up to distributed.scheduler.allowed-failures).
+                future = dask.submit(
+                    fit_one_group, model.name, grouped[label], label, str(out_dir), stems[label], kwargs,
+                    key=f"pystanmods-fit-{stems[label]}-{fingerprint[:12]}", pure=False,
+                )
+                futures[future] = (label, fingerprint)
+            bar = tqdm(total=len(futures), desc=f"{model.name} fits", unit="group", disable=not progress)
+            try:
+                for future in as_completed(futures):
+                    label, fingerprint = futures[future]
+                    try:
+                        record = future.result()
+                    except Exception as error:  # worker lost, task cancelled, ...
+                        record = {
+                            "group": label,
+                            "status": "failed",
+                            "n_rows": len(grouped[label]),
+                            "error": " ".join(f"{type(error).__name__}: {error}".split()),
+                        }
+                    record.update(fingerprint=fingerprint, action="fitted")
+                    if record["status"] == "ok" and not (out_dir / record["file"]).is_file():
+                        record.update(
+                            status="failed",
+                            error=f"the worker wrote {record['file']} but it is not in {out_dir} here: "
+                            "the output directory must be on a file system that the workers share",
+                        )
+                    _write_json(out_dir / f"{stems[label]}.json", record)
+                    rows[label] = record
+                    bar.update()
+                    if record["status"] != "ok":
+                        bar.write(f"pystanmods: group {label!r} failed: {record['error']}")
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+            finally:
+                bar.close()
+
+    summary = pd.DataFrame([rows[label] for label in grouped], columns=list(SUMMARY_COLUMNS))
+    tmp = out_dir / f".summary.csv.tmp-{os.getpid()}"
+    summary.to_csv(tmp, index=False)
+    os.replace(tmp, out_dir / "summary.csv")
+    return BatchResult(summary=summary, out=out_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import resource
 import subprocess
 import sys
@@ -38,6 +39,7 @@ class ScalePoint:
     grad_seconds: float = math.nan
     grad_us_per_obs: float = math.nan
     logp_seconds: float = math.nan
+    stan_gradient_seconds: float = math.nan
     chains: int = 0
     warmup: int = 0
     draws: int = 0
@@ -85,7 +87,22 @@ def _plain(data: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in data.items()}
 
 
-def pystan_grad_timers(data: dict[str, Any]) -> tuple[Any, Any, int]:
+#: Scale-curve tools: pystanmods' programs and the peers on the identified model.
+TOOLS = ("pystanmods", "pystanmods-centered", "nutpie", "pymc")
+_STAN_GRADIENT = re.compile(r"Gradient evaluation took ([0-9.eE+-]+) seconds")
+
+
+def stan_gradient_seconds(output: str) -> float:
+    """Median of the one-gradient timings Stan prints as each chain starts.
+
+    Stan times one gradient in C++ before sampling: that is the gradient alone,
+    without the model construction the in-process call includes.
+    """
+    values = [float(v) for v in _STAN_GRADIENT.findall(output or "")]
+    return float(np.median(values)) if values else math.nan
+
+
+def pystan_grad_timers(data: dict[str, Any], parameterization: str = "noncentered") -> tuple[Any, Any, int]:
     """Calls of the embedded engine's C++ ``log_prob_grad`` and ``log_prob``.
 
     These are the functions behind the engine's ``log_prob_grad`` and PyStan's
@@ -98,18 +115,23 @@ def pystan_grad_timers(data: dict[str, Any]) -> tuple[Any, Any, int]:
     """
     import httpstan.models
 
+    from benchmarks.metrics import stan_parameter_names
     from pystanmods.engines import get_engine
     from pystanmods.engines.asyncio_compat import run_outside_loop
     from pystanmods.sampling import compile_model
 
     engine = get_engine("pystan")
-    compiled = compile_model("model5", "noncentered", engine, quiet=True)
+    compiled = compile_model("model5", parameterization, engine, quiet=True)
     # The engine's own posterior builder installs the cached build where
     # httpstan looks for it; its name is the httpstan model name.
     posterior = engine._posterior(compiled.program, compiled.directory, data, None)
     module = run_outside_loop(httpstan.models.import_services_extension_module, posterior.model_name)
     plain = _plain(data)
-    size = int(data["G"]) + int(data["S"]) + int(data["C"]) - 1 + 5
+    # The module lists parameters, then transformed parameters and generated
+    # quantities; Model 5 has no constrained-size parameters (simplexes and
+    # the like), so the unconstrained size is the sum of the parameters' sizes.
+    n_params = len(stan_parameter_names(compiled.program.code))
+    size = sum(int(np.prod(d)) if d else 1 for d in module.get_dims(plain)[:n_params])
     rng = np.random.default_rng(1)
     x = list(rng.normal(0, 0.5, size))
     return (lambda: module.log_prob_grad(plain, x, True)), (lambda: module.log_prob(plain, x, True)), size
@@ -129,16 +151,17 @@ def run_point(tool: str, n_target: int, chains: int, warmup: int, draws: int, se
     stan_data = model.prepare(sim.data, compute_log_lik=False, compute_y_rep=False)
     data = stan_data.data
     point.n_obs, point.genes, point.sgrnas, point.cell_lines = int(data["N"]), int(data["G"]), int(data["S"]), int(data["C"])
-    if tool == "pystanmods":
-        grad, logp, _ = pystan_grad_timers(data)
+    if tool.startswith("pystanmods"):
+        parameterization = "centered" if tool.endswith("centered") else "noncentered"
+        grad, logp, _ = pystan_grad_timers(data, parameterization)
         point.grad_seconds = peers.median_seconds(grad, budget=3.0)
         point.logp_seconds = peers.median_seconds(logp, budget=1.5)
         if draws:
             fit = pystanmods.fit(
-                model, stan_data, "noncentered", engine="pystan", chains=chains,
+                model, stan_data, parameterization, engine="pystan", chains=chains,
                 iter_warmup=warmup, iter_sampling=draws, seed=seed,
             )
-            names = stan_parameter_names(model.stan_code("noncentered"))
+            names = stan_parameter_names(model.stan_code(parameterization))
             point.min_ess_bulk, _, point.max_rhat = free_parameter_summary(fit.idata.posterior, names)
             stats = fit.idata.sample_stats
             point.divergences = int(stats["diverging"].sum())
@@ -180,12 +203,19 @@ def spawn_point(
     ]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return ScalePoint(tool, n_target, chains=chains, warmup=warmup, draws=draws, error=f"timed out after {timeout:.0f} s")
+    except subprocess.TimeoutExpired as exc:
+        # Stan prints its gradient timing as a chain starts: keep it even when
+        # the run itself did not finish in time.
+        stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout
+        return ScalePoint(tool, n_target, chains=chains, warmup=warmup, draws=draws,
+                          stan_gradient_seconds=stan_gradient_seconds(stdout or ""),
+                          error=f"sampling timed out after {timeout:.0f} s")
     if done.returncode != 0 or not out.exists():
         tail = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
         return ScalePoint(tool, n_target, chains=chains, warmup=warmup, draws=draws, error=tail[0][:200])
-    return ScalePoint(**json.loads(out.read_text()))
+    point = ScalePoint(**json.loads(out.read_text()))
+    point.stan_gradient_seconds = stan_gradient_seconds(done.stdout + done.stderr)
+    return point
 
 
 def write_point(point: ScalePoint, out: Path) -> None:
@@ -200,11 +230,15 @@ def plot(points: list[ScalePoint], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for tool, marker in (("pystanmods", "o"), ("nutpie", "s"), ("pymc", "^")):
+    for tool, marker in zip(TOOLS, "oDs^"):
         mine = sorted((p for p in points if p.tool == tool and not p.error), key=lambda p: p.n_obs)
-        grad = [(p.n_obs, p.grad_seconds * 1e3) for p in mine if p.grad_seconds == p.grad_seconds]
-        if grad:
-            axes[0].plot(*zip(*grad), marker=marker, label=f"{tool} logp+grad call")
+        stan = [(p.n_obs, p.stan_gradient_seconds * 1e3) for p in mine if p.stan_gradient_seconds == p.stan_gradient_seconds]
+        if stan:
+            axes[0].plot(*zip(*stan), marker=marker, label=f"{tool} gradient (Stan's own timing)")
+        elif not tool.startswith("pystanmods"):
+            grad = [(p.n_obs, p.grad_seconds * 1e3) for p in mine if p.grad_seconds == p.grad_seconds]
+            if grad:
+                axes[0].plot(*zip(*grad), marker=marker, label=f"{tool} compiled logp+grad")
         step = [(p.n_obs, p.seconds_per_leapfrog * 1e3) for p in mine if p.seconds_per_leapfrog == p.seconds_per_leapfrog]
         if step:
             axes[0].plot(*zip(*step), marker=marker, linestyle="--", label=f"{tool} per leapfrog in NUTS")

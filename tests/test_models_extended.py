@@ -27,7 +27,7 @@ from tests.helpers import coverage_floor
 matplotlib.use("Agg")
 
 MODELS = ("model_c", "model_a", "model_b", "model_lineage")
-SAMPLING = {"chains": 4, "iter_warmup": 500, "iter_sampling": 500}
+SAMPLING = {"chains": 4, "iter_warmup": 500, "iter_sampling": 1000, "adapt_delta": 0.9}
 
 #: Model B's data: 12 genes, 6 whose mutation shifts logFC by 0.8 to 1.5 and
 #: 6 whose mutation does nothing; each gene mutated in about 40 % of 12 lines.
@@ -35,7 +35,7 @@ MATTERS = np.array([True, False] * 6)
 ZETA = np.where(MATTERS, [0.8, 1.0, -1.2, 1.5, -0.9, 1.1, -1.3, 0.8, 1.2, -1.0, 0.9, -1.4], 0.0)
 
 SIMULATION: dict[str, dict[str, Any]] = {
-    "model_c": {},
+    "model_c": {"n_genes": 10, "n_cell_lines": 12},
     "model_a": {},
     "model_b": {"matters": MATTERS, "zeta_g": ZETA, "mutation_frequency": 0.4},
     "model_lineage": {},

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--release", default=str(RELEASE), help="release directory (default: the committed subset)")
     parser.add_argument("--genes", nargs="+", default=list(GENES), help="genes to fit")
     parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--iter", type=int, default=500, help="warmup and sampling iterations per chain")
+    parser.add_argument("--iter", type=int, default=1000, help="warmup and sampling iterations per chain")
     parser.add_argument("--adapt-delta", type=float, default=0.95)
     parser.add_argument("--seed", type=int, default=20240)
     parser.add_argument("--out", default="out/depmap", help="output directory")

@@ -10,8 +10,11 @@ The steps and why:
    reason that applies: not in the guide map (no gene to assign); a
    ``DropReason`` in the guide map (DepMap flagged it); more than one genomic
    alignment (``nAlignments > 1`` or several guide-map rows): a guide cutting
-   several loci confounds their effects and adds a cutting-toxicity signal;
-   no gene; ``UsedByChronos == False`` when that column exists.
+   several loci confounds their effects and adds a cutting-toxicity signal
+   (Chronos' ``filter_guides`` likewise removes guides mapped to several
+   genes); no gene (nothing to attribute the effect to); ``UsedByChronos ==
+   False`` when that column exists (DepMap excluded the guide from its own
+   gene effects).
 3. **Normalisation.** Each sample (replicate or pDNA) is scaled to reads per
    million over the guides that survive step 2, then a pseudocount of 1 is
    added, as in Chronos' ``calculate_fold_change`` (``1e6 * counts / total + 1``).

@@ -103,12 +103,16 @@ def compare(models: list[str], tools: list[str], chains: int, warmup: int, draws
 
 def scale_curve(
     sizes: list[int], tools: list[str], chains: int, warmup: int, draws: int, cores: int, seed: int,
-    big_n: int, big_warmup: int, big_draws: int, timeout: float,
+    big_n: int, big_warmup: int, big_draws: int, timeout: float, out: Path, meta: dict[str, Any],
 ) -> list[Any]:
-    """Each (size, tool) point in its own process; sampling only where it is affordable."""
+    """Each (size, tool) point in its own process; sampling only where it is affordable.
+
+    ``scale.json``/``scale.md``/``scale.png`` in ``out`` are rewritten after
+    every point, so that an interrupted curve keeps the points it has.
+    """
     from benchmarks import scale
 
-    points = []
+    points: list[Any] = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             for tool in tools:
@@ -119,7 +123,19 @@ def scale_curve(
                 point = scale.spawn_point(tool, n, chains, w, d, seed, cores, Path(tmp) / f"{tool}-{n}.json", timeout)
                 print(f"    {point.error or asdict(point)}", flush=True)
                 points.append(point)
+                save_scale(out, points, meta)
     return points
+
+
+def save_scale(out: Path, points: list[Any], meta: dict[str, Any]) -> list[Any]:
+    """Merge ``points`` into ``out/scale.json`` and redraw its table and plot."""
+    from benchmarks import scale
+
+    merged = _merge_scale(out / "scale.json", points)
+    (out / "scale.json").write_text(json.dumps({"meta": meta, "points": [asdict(p) for p in merged]}, indent=2, default=float))
+    (out / "scale.md").write_text(scale_markdown(merged))
+    scale.plot(merged, out / "scale.png")
+    return merged
 
 
 def _merge_scale(path: Path, points: list[Any]) -> list[Any]:
@@ -280,12 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         scale_tools = [t for t in scale.TOOLS if t in tools or t == "pystanmods-centered" and OURS in tools]
         points = scale_curve(
             [int(n) for n in args.scale_sizes], scale_tools, args.scale_chains, args.scale_warmup, args.scale_draws,
-            args.cores, args.seed, int(args.big_n), args.big_warmup, args.big_draws, args.timeout,
+            args.cores, args.seed, int(args.big_n), args.big_warmup, args.big_draws, args.timeout, out, meta,
         )
-        points = _merge_scale(out / "scale.json", points)
-        (out / "scale.json").write_text(json.dumps({"meta": meta, "points": [asdict(p) for p in points]}, indent=2, default=float))
-        (out / "scale.md").write_text(scale_markdown(points))
-        scale.plot(points, out / "scale.png")
     write_latest(out)
     return 0
 

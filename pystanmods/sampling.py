@@ -73,7 +73,8 @@ def fit(
     compute_log_lik, compute_y_rep : bool
         Keep pointwise log-likelihoods and replicated data (same compiled program).
     **sampler_options
-        ``adapt_delta``, ``max_treedepth``, ``inits``, ``thin``, ``step_size``,
+        ``adapt_delta`` (default: the model's, 0.95 for hierarchical models as
+        in rstanarm), ``max_treedepth``, ``inits``, ``thin``, ``step_size``,
         ``refresh``, ``show_progress``.
 
     Returns
@@ -90,6 +91,8 @@ def fit(
     )
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**31 - 1))
+    if sampler_options.get("adapt_delta") is None and model.adapt_delta is not None:
+        sampler_options["adapt_delta"] = model.adapt_delta
     options = SamplerOptions.from_kwargs(
         chains=chains, iter_warmup=iter_warmup, iter_sampling=iter_sampling, seed=seed, **sampler_options
     )

@@ -89,12 +89,21 @@ def lp_model2(d: dict, p: dict, centered: bool) -> float:
 
 
 def lp_model3(d: dict, p: dict, centered: bool) -> float:
+    """Model 3 with theta integrated out, written as a multivariate normal per
+    unit (covariance sigma^2 I + sigma_g^2 11'), not through the sufficient
+    statistics that the Stan program uses."""
     gamma_g, lp_g = _effect(p, "gamma_g", p["mu_gamma"], p["sigma_gamma"], centered)
     delta_g, lp_d = _effect(p, "delta_g", p["mu_delta"], p["sigma_delta"], centered)
     ug = np.asarray(d["unit_gene"]) - 1
     sigma_g = np.asarray(p["sigma_g"])
-    theta, lp_t = _effect(p, "theta", gamma_g[ug] + delta_g[ug] * d["rna"], sigma_g[ug], centered)
+    mu_theta = gamma_g[ug] + delta_g[ug] * np.asarray(d["rna"])
     unit = np.asarray(d["unit"]) - 1
+    y = np.asarray(d["logfc"])
+    lp_y = 0.0
+    for u in range(int(d["U"])):
+        y_u = y[unit == u]
+        cov = p["sigma"] ** 2 * np.eye(y_u.size) + sigma_g[ug[u]] ** 2 * np.ones((y_u.size, y_u.size))
+        lp_y += float(stats.multivariate_normal.logpdf(y_u, np.full(y_u.size, mu_theta[u]), cov))
     return (
         normal(p["mu_gamma"], 0, 5)
         + exponential(p["sigma_gamma"], 1)
@@ -104,9 +113,8 @@ def lp_model3(d: dict, p: dict, centered: bool) -> float:
         + lp_g
         + lp_d
         + exponential(sigma_g, 1 / p["tau_sigma"])
-        + lp_t
         + exponential(p["sigma"], 1)
-        + normal(d["logfc"], theta[unit], p["sigma"])
+        + lp_y
     )
 
 
@@ -185,7 +193,7 @@ PARAMETERS: dict[str, dict[str, tuple[str | None, bool]]] = {
     "model3": {
         "mu_gamma": (None, False), "sigma_gamma": (None, True), "mu_delta": (None, False),
         "sigma_delta": (None, True), "tau_sigma": (None, True), "gamma_g": ("G", False),
-        "delta_g": ("G", False), "sigma_g": ("G", True), "theta": ("U", False), "sigma": (None, True),
+        "delta_g": ("G", False), "sigma_g": ("G", True), "sigma": (None, True),
     },
     "model4": {
         "mu_alpha": (None, False), "sigma_alpha": (None, True), "sigma_gamma": (None, True),

@@ -91,6 +91,11 @@ class Model:
     required: ClassVar[tuple[str, ...]]
     optional: ClassVar[tuple[str, ...]] = ()
     recommended: ClassVar[str] = "noncentered"
+    #: NUTS target acceptance used when the caller sets none. Hierarchical
+    #: models default to 0.95, as rstanarm does for its multilevel models: a
+    #: smaller step costs little on these posteriors and removes the
+    #: occasional divergence near a scale parameter's boundary.
+    adapt_delta: ClassVar[float | None] = 0.95
     #: Stan variable -> dims, beyond log_lik and y_rep.
     variable_dims: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     #: Group-level effects whose coverage is judged in aggregate.

@@ -26,6 +26,7 @@ class Model1(Model):
     required = ("rna", "logfc")
     optional = ("gene", "cell_line")
     recommended = "centered"
+    adapt_delta = None  # Stan's default 0.8: a regression with no group level
     hyperparameters = ("alpha", "beta", "sigma")
     priors = {"alpha": ("normal", 0.0, 10.0), "beta": ("normal", 0.0, 1.0), "sigma": ("halfnormal", 5.0)}
     defaults = {"n_cell_lines": 20, "alpha": 0.5, "beta": -1.0, "sigma": 0.3}
@@ -59,6 +60,9 @@ class Model2(Model):
     name = "model2"
     title = "many genes, partial pooling of intercepts and RNA slopes"
     template = "model2.stan.j2"
+    #: 30 cell lines inform each gene's intercept and slope: data-rich groups,
+    #: which the centered program samples with 3-4x the ESS per second.
+    recommended = "centered"
     required = ("gene", "rna", "logfc")
     optional = ("cell_line",)
     variable_dims = {"alpha_g": ("gene",), "beta_g": ("gene",), "alpha_g_z": ("gene",), "beta_g_z": ("gene",)}

@@ -19,11 +19,19 @@ class Model3(Model):
     ``logfc ~ N(theta, sigma)``. RNA must therefore be constant within a unit.
     This is the seed's Model 3 done right: the seed averaged RNA over cell
     lines into a per-gene mean, which its own conclusion calls wrong.
+
+    The Stan program integrates theta out (replicate means and the pooled
+    within-unit sum of squares are sufficient) and draws it from its exact
+    conditional posterior in generated quantities: sampled directly, theta
+    formed a funnel per gene that neither parameterization could sample.
     """
 
     name = "model3"
     title = "replicates of a latent gene x cell-line effect, RNA one level up"
     template = "model3.stan.j2"
+    #: With theta integrated out, only gamma_g and delta_g are group effects,
+    #: each informed by 20 cell lines: centered has twice the ESS in a fifth of the time.
+    recommended = "centered"
     required = ("gene", "cell_line", "rna", "logfc")
     variable_dims = {
         "gamma_g": ("gene",),
@@ -32,7 +40,7 @@ class Model3(Model):
         "gamma_g_z": ("gene",),
         "delta_g_z": ("gene",),
         "theta": ("unit",),
-        "theta_z": ("unit",),
+        "mu_theta": ("unit",),
     }
     group_parameters = ("gamma_g", "delta_g", "theta")
     hyperparameters = ("mu_gamma", "sigma_gamma", "mu_delta", "sigma_delta", "tau_sigma", "sigma")

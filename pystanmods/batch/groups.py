@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -133,7 +135,9 @@ def fit_one_group(
     start = time.perf_counter()
     record: dict[str, Any] = {"group": label, "worker": worker, "n_rows": len(frame), "seed": fit_kwargs.get("seed")}
     try:
-        fit = fit_model(model, frame, **fit_kwargs)
+        # PyStan writes "Building: found in cache" to stderr on every fit.
+        with contextlib.redirect_stderr(io.StringIO()):
+            fit = fit_model(model, frame, **fit_kwargs)
         diagnostics = fit.diagnostics(warn=False)
         final = directory / f"{stem}.nc"
         tmp = directory / f".{stem}.nc.tmp-{os.getpid()}"

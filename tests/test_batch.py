@@ -132,3 +132,28 @@ def test_bad_group_column_is_named(tmp_path: Path) -> None:
     frame.loc[0, "lineage"] = None
     with pytest.raises(DataError, match="1 of 108 rows"):
         fit_groups("model2", frame, by="lineage", out=tmp_path, progress=False)
+
+
+def test_cli_errors_exit_2(tmp_path: Path, capsys) -> None:
+    from pystanmods.cli.batch import main
+
+    data = tmp_path / "lin.csv"
+    lineage_frame(broken=False).to_csv(data, index=False)
+    assert main(["model2", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["model2", str(data), "--by", "tissue", "--out", str(tmp_path / "o")]) == 2
+    assert "'tissue'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_batch_names_failed_groups_and_exits_1(tmp_path: Path, capsys) -> None:
+    from pystanmods.cli.batch import main
+
+    data = tmp_path / "lin.csv"
+    lineage_frame().to_csv(data, index=False)
+    argv = ["model2", str(data), "--by", "lineage", "--out", str(tmp_path / "o"), "--workers", "2",
+            "--chains", "2", "--iter-warmup", "150", "--iter-sampling", "150", "--quiet"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "1 group(s) failed: C" in err and "logfc" in err
+    assert (tmp_path / "o" / "A.nc").is_file() and (tmp_path / "o" / "summary.csv").is_file()

@@ -141,3 +141,35 @@ def test_sbc_rejects_bad_arguments() -> None:
         sbc.run("model2", 10, sizes={"n_genes_x": 3})
     with pytest.raises(ValueError, match="alpha"):
         sbc.run("model1", 10, alpha=2)
+
+
+def test_sbc_cli_bad_input_exits_2(tmp_path, capsys) -> None:
+    from pystanmods.cli.sbc import main
+
+    assert main(["model2", "--sims", "5", "--out", str(tmp_path), "--set", "n_genez=3"]) == 2
+    assert "n_genez" in capsys.readouterr().err
+    assert main(["model2", "--sims", "5", "--out", str(tmp_path), "--set", "n_genes"]) == 2
+    assert "NAME=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, parameterization, sizes",
+    [
+        ("model1", "centered", {}),
+        ("model2", "noncentered", {"n_genes": 3, "n_cell_lines": 10}),
+        ("model2", "centered", {"n_genes": 3, "n_cell_lines": 10}),
+        ("model3", "noncentered", {"n_genes": 2, "n_cell_lines": 4, "n_replicates": 2}),
+        ("model4", "noncentered", {"n_genes": 2, "n_cell_lines": 4, "n_replicates": 2}),
+        ("model5", "noncentered", {"n_cell_lines": 4, "sgrnas_per_gene": (1, 2, 3)}),
+        ("model5_flat", "noncentered", {"n_cell_lines": 4, "sgrnas_per_gene": (1, 2, 3)}),
+    ],
+)
+def test_sbc_every_model_slow(client, tmp_path, name, parameterization, sizes) -> None:
+    """A few hundred simulations per model, outside CI; results in docs/sbc.md."""
+    from pystanmods import sbc
+
+    result = sbc.run(name, 200, parameterization, client=client, alpha=0.05, sizes=sizes,
+                     out=tmp_path / f"{name}-{parameterization}", progress=False)
+    print(result.verdict())
+    assert result.passed, result.uniformity

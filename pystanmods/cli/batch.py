@@ -1,0 +1,146 @@
+"""``pystanmods batch``: one fit of a model per group of a CSV, on Dask.
+
+The main CLI calls :func:`add_parser`; ``python -m pystanmods.cli.batch`` runs
+this subcommand alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pystanmods.data import DataError
+
+_EXAMPLE = "pystanmods batch model2 tidy.csv --by lineage --out fits/ --workers 2"
+
+
+def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
+    """``["a=b", ...]`` to a dict, naming the malformed entry."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(f"{what} must be NAME=VALUE, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--scheduler`` and ``--workers``, shared with ``pystanmods sbc``."""
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument("--scheduler", metavar="ADDR", help="address of a running Dask scheduler (default: a local cluster)")
+    cluster.add_argument("--workers", type=int, metavar="N", help="worker processes of the local cluster (default: one per core)")
+
+
+def add_sampler_arguments(parser: argparse.ArgumentParser, chains: int, warmup: int, sampling: int) -> None:
+    parser.add_argument("--parameterization", choices=("noncentered", "centered"), default="noncentered")
+    parser.add_argument("--engine", choices=("pystan", "cmdstan"), help="default: cmdstan if installed, else pystan")
+    parser.add_argument("--chains", type=int, default=chains)
+    parser.add_argument("--iter-warmup", type=int, default=warmup)
+    parser.add_argument("--iter-sampling", type=int, default=sampling)
+    parser.add_argument("--adapt-delta", type=float)
+    parser.add_argument("--max-treedepth", type=int)
+    parser.add_argument("--seed", type=int, default=1)
+
+
+def sampler_options(args: argparse.Namespace) -> dict[str, object]:
+    options = {"adapt_delta": args.adapt_delta, "max_treedepth": args.max_treedepth}
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``batch`` to an argparse subparsers object."""
+    parser = subparsers.add_parser(
+        "batch",
+        help="fit a model once per group (lineage, gene set) on a Dask cluster",
+        description=(
+            "Fit MODEL to each group of DATA (rows sharing the --by column's value) on Dask workers. "
+            "Each fit is saved as OUT/<group>.nc with OUT/<group>.json, and OUT/summary.csv lists every "
+            "group's diagnostics and runtime. Rerunning skips groups already finished with the same model, "
+            "data and settings. Exits 1, naming them, when any group failed."
+        ),
+        epilog=f"example: {_EXAMPLE}",
+    )
+    parser.add_argument("model", metavar="MODEL", help="model name, e.g. model2 (see `pystanmods models`)")
+    parser.add_argument("data", metavar="DATA", help="tidy CSV, one row per observation")
+    parser.add_argument("--by", nargs="+", default=["lineage"], metavar="COLUMN", help="group column(s) (default: lineage)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory (shared by the workers)")
+    add_cluster_arguments(parser)
+    add_sampler_arguments(parser, chains=4, warmup=1000, sampling=1000)
+    parser.add_argument("--column", action="append", metavar="CANONICAL=NAME",
+                        help="map a model column to a CSV column, e.g. logfc=LFC (repeatable)")
+    parser.add_argument("--no-log-lik", action="store_true", help="do not keep pointwise log-likelihoods")
+    parser.add_argument("--no-y-rep", action="store_true", help="do not keep replicated data")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=handler)
+    return parser
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Run the batch; bad input raises DataError/ValueError/FileNotFoundError."""
+    import pandas as pd
+
+    from pystanmods.batch import fit_groups
+
+    path = Path(args.data)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} not found")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    frame = pd.read_csv(path)
+    result = fit_groups(
+        args.model,
+        frame,
+        by=args.by,
+        out=args.out,
+        parameterization=args.parameterization,
+        engine=args.engine,
+        chains=args.chains,
+        iter_warmup=args.iter_warmup,
+        iter_sampling=args.iter_sampling,
+        seed=args.seed,
+        columns=parse_pairs(args.column, "--column") or None,
+        compute_log_lik=not args.no_log_lik,
+        compute_y_rep=not args.no_y_rep,
+        scheduler=args.scheduler,
+        n_workers=args.workers,
+        progress=not args.quiet,
+        **sampler_options(args),
+    )
+    summary = result.summary
+    done = int((summary["status"] == "ok").sum())
+    skipped = int((summary["action"] == "skipped").sum())
+    print(f"{done} of {len(summary)} groups finished ({skipped} from an earlier run); summary in {result.out / 'summary.csv'}")
+    warned = summary[(summary["status"] == "ok") & (summary["diagnostics_ok"] == False)]  # noqa: E712
+    if len(warned):
+        print(f"diagnostic warnings in {len(warned)} group(s): {', '.join(map(str, warned['group']))}")
+    if result.failed:
+        failed = summary[summary["status"] != "ok"]
+        print(f"pystanmods: {len(failed)} group(s) failed: {', '.join(map(str, failed['group']))}", file=sys.stderr)
+        for row in failed.itertuples():
+            print(f"  {row.group}: {row.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry: ``python -m pystanmods.cli.batch MODEL DATA ...``."""
+    parser = argparse.ArgumentParser(prog="pystanmods")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    add_parser(subparsers)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "batch":
+        argv = ["batch", *argv]
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (DataError, ValueError, FileNotFoundError, KeyError) as error:
+        message = " ".join(str(error).strip("'\"").split())
+        print(f"pystanmods: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

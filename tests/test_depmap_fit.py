@@ -6,15 +6,21 @@ sane posterior summaries (finite, the essential genes more depleted than the
 non-essential ones).
 
 Size and settings, and why: 8 genes (3 common-essential, 3 non-essential,
-KRAS, MYB; 28 guides) in 15 cell lines gives 840 rows, so one fit samples in
-about 10 s of one core. The non-centered program is used because with 8 genes
-and 15 cell lines the group scales (``sigma_epsilon`` about 0.5 from 8 genes,
-``sigma_beta`` about 0.2) are weakly informed: the centered program gave 37
-divergences on a similar subset. ``adapt_delta=0.9`` and 4 chains x 1000
-draws: with 500 draws per chain, 3 seeds gave zero divergences but max R-hat
-1.0085, 1.0097 and 1.0147 (the largest of about 80 R-hats, each noisy at
-ESS ~500); with 1000 draws the bulk ESS roughly doubles and the max R-hat over
-4 seeds stayed below 1.01 (see the lead's report for the figures).
+KRAS, MYB; 28 guides) in the first 15 QC-passing cell lines gives 840 rows,
+which takes about a minute of CPU for 4 chains. The non-centered program is
+used because the group scales are weakly informed by 8 genes and 15 cell lines
+(``sigma_epsilon`` ~0.55, ``sigma_beta`` ~0.23): the centered program gave 37
+divergences on a similar subset. Measured on this subset (4 chains, as many
+warmup iterations as draws), seeds 1-6 and 20240:
+
+* adapt_delta 0.9, 500 draws: 0 divergences, max R-hat 1.0085 / 1.0097 / 1.0147;
+* adapt_delta 0.9, 1000 draws: max R-hat 1.004-1.005 but 1 divergence in 1 of 4 seeds;
+* adapt_delta 0.95, 1000 draws: 0 divergences in 4 of 4 seeds, max R-hat
+  1.0033-1.0080 (the largest of ~90 R-hats), bulk ESS >= 1063.
+
+So adapt_delta 0.95 (no divergence seen) with 1500 draws per chain: R-hat - 1
+shrinks roughly with 1/draws, which moves the worst value seen (1.008) to
+about 1.005, a margin for other platforms' floating point.
 """
 
 from __future__ import annotations
@@ -50,9 +56,10 @@ def test_prepared_subset_fits_model5(frame: pd.DataFrame) -> None:
     assert frame["cell_line"].nunique() == N_CELL_LINES
     fit = depmap.fit_frame(
         "model5", frame, engine="pystan", parameterization="noncentered",
-        chains=4, iter_warmup=1000, iter_sampling=1000, seed=20240, adapt_delta=0.9, refresh=0,
+        chains=4, iter_warmup=1000, iter_sampling=1500, seed=20240, adapt_delta=0.95, refresh=0,
     )
     diagnostics = fit.diagnostics(warn=False)
+    print(f"{fit}\nsampling {fit.sampling_seconds:.1f} s\n{diagnostics}")  # shown with pytest -s
     assert diagnostics.divergences == 0, str(diagnostics)
     assert diagnostics.max_rhat < 1.01, str(diagnostics)
     # 100 effective draws per chain: the threshold of the package's diagnostics.

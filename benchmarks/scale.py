@@ -186,7 +186,7 @@ def run_point(tool: str, n_target: int, chains: int, warmup: int, draws: int, se
     else:
         raise ValueError(f"unknown tool {tool!r}")
     point.grad_us_per_obs = point.grad_seconds / point.n_obs * 1e6
-    if point.sampling_seconds == point.sampling_seconds and point.leapfrog_steps:
+    if draws >= MIN_DRAWS_FOR_ESS and point.sampling_seconds == point.sampling_seconds and point.leapfrog_steps:
         # Chains run side by side, so a chain's wall time per step is the
         # cost of one gradient plus the sampler's own work, under this load.
         point.seconds_per_leapfrog = point.sampling_seconds / (point.leapfrog_steps / chains)
@@ -225,6 +225,11 @@ def spawn_point(
     return point
 
 
+def sampled(point: ScalePoint) -> bool:
+    """Whether a point ran long enough for its per-step cost and ESS to mean anything."""
+    return point.draws >= MIN_DRAWS_FOR_ESS
+
+
 def write_point(point: ScalePoint, out: Path) -> None:
     out.write_text(json.dumps(asdict(point), default=float))
 
@@ -246,7 +251,7 @@ def plot(points: list[ScalePoint], path: Path) -> None:
             grad = [(p.n_obs, p.grad_seconds * 1e3) for p in mine if p.grad_seconds == p.grad_seconds]
             if grad:
                 axes[0].plot(*zip(*grad), marker=marker, label=f"{tool} compiled logp+grad")
-        step = [(p.n_obs, p.seconds_per_leapfrog * 1e3) for p in mine if p.seconds_per_leapfrog == p.seconds_per_leapfrog]
+        step = [(p.n_obs, p.seconds_per_leapfrog * 1e3) for p in mine if sampled(p) and p.seconds_per_leapfrog == p.seconds_per_leapfrog]
         if step:
             axes[0].plot(*zip(*step), marker=marker, linestyle="--", label=f"{tool} per leapfrog in NUTS")
         ess = [(p.n_obs, p.ess_per_second) for p in mine if p.ess_per_second == p.ess_per_second]

@@ -10,7 +10,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from pystanmods.data import DataError
 
 _EXAMPLE = "pystanmods batch model2 tidy.csv --by lineage --out fits/ --workers 2"
 
@@ -125,21 +124,10 @@ def handler(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry: ``python -m pystanmods.cli.batch MODEL DATA ...``."""
-    parser = argparse.ArgumentParser(prog="pystanmods")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    subparsers.required = True
-    add_parser(subparsers)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "batch":
-        argv = ["batch", *argv]
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except (DataError, ValueError, FileNotFoundError, KeyError) as error:
-        message = " ".join(str(error).strip("'\"").split())
-        print(f"pystanmods: error: {message}", file=sys.stderr)
-        return 2
+    """Stand-alone entry: ``python -m pystanmods.cli.batch ...``, as ``pystanmods batch ...``."""
+    from pystanmods.cli.main import run_subcommand
+
+    return run_subcommand("batch", argv)
 
 
 if __name__ == "__main__":

@@ -308,5 +308,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run_subcommand(name: str, argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand as if it were ``pystanmods NAME ...``: the stand-alone
+    entry of ``python -m pystanmods.cli.NAME``, with the same one-line errors."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return main([name, *args])
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,7 +10,6 @@ import argparse
 import sys
 
 from pystanmods.cli.batch import add_cluster_arguments, add_sampler_arguments, parse_pairs, sampler_options
-from pystanmods.data import DataError
 
 _EXAMPLE = "pystanmods sbc model2 --sims 200 --out sbc/model2 --set n_genes=3"
 
@@ -87,21 +86,10 @@ def handler(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry: ``python -m pystanmods.cli.sbc MODEL ...``."""
-    parser = argparse.ArgumentParser(prog="pystanmods")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    subparsers.required = True
-    add_parser(subparsers)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "sbc":
-        argv = ["sbc", *argv]
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except (DataError, ValueError, FileNotFoundError, KeyError) as error:
-        message = " ".join(str(error).strip("'\"").split())
-        print(f"pystanmods: error: {message}", file=sys.stderr)
-        return 2
+    """Stand-alone entry: ``python -m pystanmods.cli.sbc ...``, as ``pystanmods sbc ...``."""
+    from pystanmods.cli.main import run_subcommand
+
+    return run_subcommand("sbc", argv)
 
 
 if __name__ == "__main__":

@@ -41,13 +41,21 @@ def have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def run_ours(model_name: str, stan_data: Any, chains: int, warmup: int, draws: int, seed: int) -> RunResult:
-    """pystanmods' recommended program on the embedded engine."""
+def run_ours(
+    model_name: str, stan_data: Any, chains: int, warmup: int, draws: int, seed: int, parameterization: str | None = None
+) -> RunResult:
+    """A pystanmods program (default: the recommended one) on the embedded engine.
+
+    Both of pystanmods' programs are the identified model; the label says
+    ``identified`` for the non-centered one, as for the peers, and
+    ``centered`` for the centered one.
+    """
     import pystanmods
 
     model = pystanmods.get_model(model_name)
-    parameterization = model.recommended
-    result = RunResult(model_name, OURS, "identified", int(stan_data.data["N"]), chains, warmup, draws)
+    parameterization = parameterization or model.recommended
+    label = "identified" if parameterization == "noncentered" else parameterization
+    result = RunResult(model_name, OURS, label, int(stan_data.data["N"]), chains, warmup, draws)
     fit = pystanmods.fit(
         model, stan_data, parameterization, engine="pystan", chains=chains,
         iter_warmup=warmup, iter_sampling=draws, seed=seed,
@@ -77,13 +85,16 @@ def compare(models: list[str], tools: list[str], chains: int, warmup: int, draws
         # log_lik and y_rep off: the peers compute neither while sampling.
         stan_data = model.prepare(sim.data, compute_log_lik=False, compute_y_rep=False)
         plan: list[tuple[str, str]] = [(OURS, "identified")] if OURS in tools else []
+        if "pystanmods-centered" in tools:
+            plan.append((OURS, "centered"))
         plan += [(tool, p) for tool in PEERS if tool in tools for p in peers.PARAMETERIZATIONS]
         for tool, parameterization in plan:
             print(f"[compare] {model_name} {tool} ({parameterization}) ...", flush=True)
             start = time.perf_counter()
             try:
                 if tool == OURS:
-                    result = run_ours(model_name, stan_data, chains, warmup, draws, seed)
+                    program = "centered" if parameterization == "centered" else None
+                    result = run_ours(model_name, stan_data, chains, warmup, draws, seed, program)
                 elif tool == "pymc":
                     result = peers.run_pymc(model_name, stan_data.data, parameterization, chains, warmup, draws, seed, cores)
                 else:
@@ -184,17 +195,17 @@ def scale_markdown(points: list[Any]) -> str:
 def write_latest(out: Path) -> Path:
     """``latest.md``: the latest comparison and scale curve found in ``out``."""
     text = ["# Benchmark results", ""]
-    compare_json = out / "compare.json"
-    if compare_json.exists():
+    for compare_json in sorted(out.glob("compare*.json")):
         meta = json.loads(compare_json.read_text())["meta"]
+        stem = compare_json.stem
         text += [
-            "## Comparison on the seed's data",
+            f"## Comparison on the seed's data ({stem})",
             "",
             f"Run of {meta.get('date')}: {meta.get('chains')} chains x {meta.get('warmup')} warmup + "
             f"{meta.get('draws')} draws for every run, {meta.get('cores')} chains in parallel, seed {meta.get('seed')}; "
             f"load average at start {meta.get('loadavg_at_start')}. {meta.get('note')}",
             "",
-            (out / "compare.md").read_text(),
+            (out / f"{stem}.md").read_text(),
         ]
     scale_json = out / "scale.json"
     if scale_json.exists():
@@ -261,6 +272,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed to one scale point")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--report-only", action="store_true", help="rebuild latest.md from the saved results")
+    parser.add_argument("--compare-stem", default="compare", help="file stem of the comparison's results")
     # Internal: one scale point in this process.
     parser.add_argument("--scale-point", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--tool", default=OURS, help=argparse.SUPPRESS)
@@ -297,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if not args.skip_compare and not args.report_only:
         results = compare(args.models, tools, args.chains, args.warmup, args.draws, args.cores, args.seed)
-        write_results(out, "compare", results, meta)
+        write_results(out, args.compare_stem, results, meta)
     if not args.skip_scale and not args.report_only:
         from benchmarks import scale
 

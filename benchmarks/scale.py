@@ -22,6 +22,8 @@ import numpy as np
 
 #: Share of sgRNA x cell-line cells left out: screens miss some guides in some lines.
 MISSING_FRACTION = 0.1
+#: The peers' target acceptance, used for pystanmods' fits too.
+ADAPT_DELTA = 0.8
 #: Below this many draws a point reports costs but no ESS or R-hat.
 MIN_DRAWS_FOR_ESS = 50
 #: Guides per gene: mostly 4 (as in the Avana library), some genes with fewer or more.
@@ -161,13 +163,14 @@ def run_point(tool: str, n_target: int, chains: int, warmup: int, draws: int, se
         if draws:
             fit = pystanmods.fit(
                 model, stan_data, parameterization, engine="pystan", chains=chains,
-                iter_warmup=warmup, iter_sampling=draws, seed=seed,
+                iter_warmup=warmup, iter_sampling=draws, seed=seed, adapt_delta=ADAPT_DELTA,
             )
+            point.notes = f"adapt_delta {fit.attrs.get('adapt_delta')}"
             names = stan_parameter_names(model.stan_code(parameterization))
             if draws >= MIN_DRAWS_FOR_ESS:
                 point.min_ess_bulk, _, point.max_rhat = free_parameter_summary(fit.idata.posterior, names)
             else:
-                point.notes = "too few draws for ESS: run only for Stan's gradient timing and the memory of a fit"
+                point.notes += "; too few draws for ESS: run only for Stan's gradient timing and the memory of a fit"
             stats = fit.idata.sample_stats
             point.divergences = int(stats["diverging"].sum())
             point.leapfrog_steps = int(stats["n_steps"].sum())

@@ -104,6 +104,12 @@ class ModelLineage(Model):
     name = "model_lineage"
     title = "Model 5 with cell lines nested in lineages and gene x lineage effects"
     template = "model_lineage.stan.j2"
+    # Cell lines, guides and gene x lineage cells all have many observations
+    # (13-20 in the tests, far more in DepMap), so the centered program fits
+    # them without a funnel: on the test simulation both had no divergences
+    # and R-hat < 1.006, but the centered one sampled in 20 s against 231 s
+    # (long trajectories of the non-centered one along data-bound directions).
+    recommended = "centered"
     required = ("gene", "cell_line", "sgrna", "lineage", "logfc")
     variable_dims = {
         "epsilon_g": ("gene",),

@@ -10,7 +10,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from pystanmods.data import DataError
 
 _EXAMPLE = "pystanmods depmap prepare RELEASE_DIR --genes KRAS MYB --missing drop -o tidy.csv"
 
@@ -108,24 +107,10 @@ def handler(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry: ``python -m pystanmods.cli.depmap prepare ...``.
+    """Stand-alone entry: ``python -m pystanmods.cli.depmap prepare ...``, as ``pystanmods depmap ...``."""
+    from pystanmods.cli.main import run_subcommand
 
-    Errors in the input print as one line on stderr and return 2, as in the main CLI.
-    """
-    parser = argparse.ArgumentParser(prog="pystanmods")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    subparsers.required = True
-    add_parser(subparsers)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "depmap":
-        argv = ["depmap", *argv]
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except (DataError, ValueError, FileNotFoundError) as error:
-        message = " ".join(str(error).split())
-        print(f"pystanmods: error: {message}", file=sys.stderr)
-        return 2
+    return run_subcommand("depmap", argv)
 
 
 if __name__ == "__main__":

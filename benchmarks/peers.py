@@ -21,6 +21,8 @@ import numpy as np
 from benchmarks.metrics import RunResult, free_parameter_summary
 
 PARAMETERIZATIONS = ("seed", "identified")
+#: Also available: the identified model centered, as stan/model{4,5}_centered.stan.
+ALL_PARAMETERIZATIONS = (*PARAMETERIZATIONS, "centered")
 
 
 def _index(data: dict[str, Any], name: str) -> np.ndarray:
@@ -60,6 +62,15 @@ def model4(data: dict[str, Any], parameterization: str) -> Any:
             alpha_g = pm.Deterministic("alpha_g", mu_alpha + sigma_alpha * alpha_g_z)
             gamma_c = pm.Deterministic("gamma_c", sigma_gamma * gamma_c_z)
             beta_g = pm.Deterministic("beta_g", mu_beta + sigma_beta * beta_g_z)
+        elif parameterization == "centered":
+            mu_alpha = pm.Normal("mu_alpha", 0, 2)
+            sigma_alpha = pm.Exponential("sigma_alpha", 1)
+            sigma_gamma = pm.Exponential("sigma_gamma", 1)
+            mu_beta = pm.Normal("mu_beta", 0, 1)
+            sigma_beta = pm.Exponential("sigma_beta", 1)
+            alpha_g = pm.Normal("alpha_g", mu_alpha, sigma_alpha, shape=G)
+            gamma_c = pm.ZeroSumNormal("gamma_c", sigma=sigma_gamma, shape=C)
+            beta_g = pm.Normal("beta_g", mu_beta, sigma_beta, shape=G)
         else:
             raise ValueError(f"unknown parameterization {parameterization!r}")
         sigma = pm.Exponential("sigma", 1)
@@ -96,6 +107,14 @@ def model5(data: dict[str, Any], parameterization: str) -> Any:
             epsilon_g = pm.Deterministic("epsilon_g", mu_epsilon + sigma_epsilon * epsilon_g_z)
             alpha_s = pm.Deterministic("alpha_s", epsilon_g[sgrna_gene] + sigma_alpha * alpha_s_z)
             beta_c = pm.Deterministic("beta_c", sigma_beta * beta_c_z)
+        elif parameterization == "centered":
+            mu_epsilon = pm.Normal("mu_epsilon", 0, 5)
+            sigma_epsilon = pm.Exponential("sigma_epsilon", 1)
+            sigma_alpha = pm.Exponential("sigma_alpha", 1)
+            sigma_beta = pm.Exponential("sigma_beta", 1)
+            epsilon_g = pm.Normal("epsilon_g", mu_epsilon, sigma_epsilon, shape=G)
+            alpha_s = pm.Normal("alpha_s", epsilon_g[sgrna_gene], sigma_alpha, shape=S)
+            beta_c = pm.ZeroSumNormal("beta_c", sigma=sigma_beta, shape=C)
         else:
             raise ValueError(f"unknown parameterization {parameterization!r}")
         sigma = pm.Exponential("sigma", 1)

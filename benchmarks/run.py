@@ -81,7 +81,10 @@ def run_ours(
     return result
 
 
-def compare(models: list[str], tools: list[str], chains: int, warmup: int, draws: int, cores: int, seed: int) -> list[RunResult]:
+def compare(
+    models: list[str], tools: list[str], chains: int, warmup: int, draws: int, cores: int, seed: int,
+    peer_parameterizations: tuple[str, ...] = ("seed", "identified"),
+) -> list[RunResult]:
     """Every tool and parameterization on each model's seed-sized simulation."""
     import pystanmods
 
@@ -96,7 +99,7 @@ def compare(models: list[str], tools: list[str], chains: int, warmup: int, draws
         plan: list[tuple[str, str]] = [(OURS, "identified")] if OURS in tools else []
         if "pystanmods-centered" in tools:
             plan.append((OURS, "centered"))
-        plan += [(tool, p) for tool in PEERS if tool in tools for p in peers.PARAMETERIZATIONS]
+        plan += [(tool, p) for tool in PEERS if tool in tools for p in peer_parameterizations]
         for tool, parameterization in plan:
             print(f"[compare] {model_name} {tool} ({parameterization}) ...", flush=True)
             start = time.perf_counter()
@@ -281,6 +284,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed to one scale point")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--report-only", action="store_true", help="rebuild latest.md from the saved results")
+    parser.add_argument("--peer-parameterizations", nargs="+", default=["seed", "identified"],
+                        choices=["seed", "identified", "centered"])
     parser.add_argument("--compare-stem", default="compare", help="file stem of the comparison's results")
     # Internal: one scale point in this process.
     parser.add_argument("--scale-point", type=float, default=None, help=argparse.SUPPRESS)
@@ -317,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     if not args.skip_compare and not args.report_only:
-        results = compare(args.models, tools, args.chains, args.warmup, args.draws, args.cores, args.seed)
+        results = compare(args.models, tools, args.chains, args.warmup, args.draws, args.cores, args.seed,
+                          tuple(args.peer_parameterizations))
         write_results(out, args.compare_stem, results, meta)
     if not args.skip_scale and not args.report_only:
         from benchmarks import scale

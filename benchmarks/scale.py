@@ -245,27 +245,28 @@ def plot(points: list[ScalePoint], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for tool, marker in zip(TOOLS, "oDs^"):
+    for i, (tool, marker) in enumerate(zip(TOOLS, "oDs^")):
+        color = f"C{i}"  # one colour per tool across both panels
         mine = sorted((p for p in points if p.tool == tool and not p.error), key=lambda p: p.n_obs)
         stan = [(p.n_obs, p.stan_gradient_seconds * 1e3) for p in mine if p.stan_gradient_seconds == p.stan_gradient_seconds]
         if stan:
-            axes[0].plot(*zip(*stan), marker=marker, label=f"{tool} gradient (Stan's own timing)")
+            axes[0].plot(*zip(*stan), marker=marker, color=color, label=f"{tool} gradient (Stan's own timing)")
         elif not tool.startswith("pystanmods"):
             grad = [(p.n_obs, p.grad_seconds * 1e3) for p in mine if p.grad_seconds == p.grad_seconds]
             if grad:
-                axes[0].plot(*zip(*grad), marker=marker, label=f"{tool} compiled logp+grad")
+                axes[0].plot(*zip(*grad), marker=marker, color=color, label=f"{tool} compiled logp+grad")
         step = [(p.n_obs, p.seconds_per_leapfrog * 1e3) for p in mine if sampled(p) and p.seconds_per_leapfrog == p.seconds_per_leapfrog]
         if step:
-            axes[0].plot(*zip(*step), marker=marker, linestyle="--", label=f"{tool} per leapfrog in NUTS")
+            axes[0].plot(*zip(*step), marker=marker, color=color, linestyle="--", mfc="none", label=f"{tool} per leapfrog in NUTS")
         ess = [(p.n_obs, p.ess_per_second) for p in mine if p.ess_per_second == p.ess_per_second]
         if ess:
-            axes[1].plot(*zip(*ess), marker=marker, label=tool)
+            axes[1].plot(*zip(*ess), marker=marker, color=color, label=tool)
     axes[0].set(xscale="log", yscale="log", xlabel="observations N", ylabel="milliseconds", title="Cost of one gradient")
     axes[1].set(xscale="log", yscale="log", xlabel="observations N", ylabel="min bulk ESS / s", title="Model 5 ESS per second")
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("Model 5 (identified, non-centered) on DepMap-like data; 2 shared cores")
+    fig.suptitle("Model 5 (identified) on DepMap-like data; 2 cores shared with other jobs (absolute times inflated)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

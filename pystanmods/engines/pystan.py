@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import io
 import shutil
+import subprocess
 import time
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
@@ -122,11 +123,13 @@ class PyStanEngine(Engine):
         # finds a complete cache entry and does not build again.
         httpstan.cache.delete_model_directory(model_name)
         stan_model_name = f"model_{model_name.split('/')[1]}"
-        _, stanc_warnings = httpstan.compile.compile(code, stan_model_name)
+        _, stanc_warnings = _with_stanc_retries(httpstan.compile.compile, code, stan_model_name)
         httpstan.cache.dump_stanc_warnings(stanc_warnings, model_name)
-        compiler_output = run_outside_loop(
-            asyncio.run,
-            httpstan.models.build_services_extension_module(code, extra_compile_args=options["extra_compile_args"]),
+        compiler_output = _with_stanc_retries(
+            lambda: run_outside_loop(
+                asyncio.run,
+                httpstan.models.build_services_extension_module(code, extra_compile_args=options["extra_compile_args"]),
+            )
         )
         httpstan.cache.dump_services_extension_module_compiler_output(compiler_output, model_name)
         kept = directory / "httpstan"
@@ -188,6 +191,23 @@ class PyStanEngine(Engine):
         posterior = self._posterior(program, directory, data, None)
         unconstrained = run_outside_loop(posterior.unconstrain_pars, _plain(params))
         return np.asarray(run_outside_loop(posterior.grad_log_prob, unconstrained))
+
+
+#: httpstan runs stanc with a hard one-second timeout; on a loaded machine
+#: (two cores busy compiling C++) stanc alone can take longer.
+STANC_ATTEMPTS = 5
+
+
+def _with_stanc_retries(function: Any, *args: Any) -> Any:
+    """Call ``function``, retrying when httpstan's stanc subprocess times out."""
+    for attempt in range(1, STANC_ATTEMPTS + 1):
+        try:
+            return function(*args)
+        except subprocess.TimeoutExpired:
+            if attempt == STANC_ATTEMPTS:
+                raise
+            time.sleep(attempt)
+    raise AssertionError("unreachable")
 
 
 def _has_module(directory: Path) -> bool:

@@ -41,6 +41,36 @@ def _design(
     return frame, sgrna_gene, s, c
 
 
+def guide_structure(frame: pd.DataFrame) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """Stan data and coords of sgRNAs nested in genes, crossed with cell lines.
+
+    Shared by the models whose guides are nested in genes (5, C, A, B, lineage).
+    Raises :class:`DataError` when an sgRNA occurs under two genes.
+    """
+    gene_labels = label_column(frame, "gene")
+    sgrna_labels = label_column(frame, "sgrna")
+    gene = encode(gene_labels)
+    sgrna = encode(sgrna_labels)
+    cell = encode(label_column(frame, "cell_line"))
+    data = {
+        "N": len(frame),
+        "G": gene.size,
+        "C": cell.size,
+        "S": sgrna.size,
+        "sgrna": sgrna.codes,
+        "sgrna_gene": nested(sgrna_labels, gene_labels, sgrna, gene),
+        "cell_line": cell.codes,
+        "logfc": numeric_column(frame, "logfc"),
+    }
+    coords = {
+        "gene": gene.labels,
+        "sgrna": sgrna.labels,
+        "cell_line": cell.labels,
+        "cell_line_free": cell.labels[1:],
+    }
+    return data, coords
+
+
 class Model5(Model):
     """sgRNA intercepts nested in genes plus cell-line intercepts.
 
@@ -104,27 +134,7 @@ class Model5(Model):
     }
 
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
-        gene_labels = label_column(frame, "gene")
-        sgrna_labels = label_column(frame, "sgrna")
-        gene = encode(gene_labels)
-        sgrna = encode(sgrna_labels)
-        cell = encode(label_column(frame, "cell_line"))
-        data = {
-            "N": len(frame),
-            "G": gene.size,
-            "C": cell.size,
-            "S": sgrna.size,
-            "sgrna": sgrna.codes,
-            "sgrna_gene": nested(sgrna_labels, gene_labels, sgrna, gene),
-            "cell_line": cell.codes,
-            "logfc": numeric_column(frame, "logfc"),
-        }
-        coords = {
-            "gene": gene.labels,
-            "sgrna": sgrna.labels,
-            "cell_line": cell.labels,
-            "cell_line_free": cell.labels[1:],
-        }
+        data, coords = guide_structure(frame)
         return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
 
     def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:

@@ -10,8 +10,8 @@ import pandas as pd
 from pystanmods.data import DataError, encode
 from pystanmods.data.validate import _preview
 from pystanmods.models.base import Model, Simulation, as_array
-from pystanmods.models.guides import _design
-from pystanmods.models.noise import _per_gene, draw_effect, guide_structure
+from pystanmods.models.guides import _design, guide_structure
+from pystanmods.models.noise import _per_gene, draw_effect
 
 
 def cell_line_lineages(frame: pd.DataFrame, cell_labels: list[str]) -> tuple[np.ndarray, list[str]]:

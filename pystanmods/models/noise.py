@@ -7,39 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pystanmods.data import encode, label_column, nested, numeric_column
 from pystanmods.models.base import Model, Simulation, as_array
-from pystanmods.models.guides import _design
-
-
-def guide_structure(frame: pd.DataFrame) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """Stan data and coords of sgRNAs nested in genes, crossed with cell lines.
-
-    Shared by the models whose guides are nested in genes (C, A, B, lineage).
-    Raises :class:`DataError` when an sgRNA occurs under two genes.
-    """
-    gene_labels = label_column(frame, "gene")
-    sgrna_labels = label_column(frame, "sgrna")
-    gene = encode(gene_labels)
-    sgrna = encode(sgrna_labels)
-    cell = encode(label_column(frame, "cell_line"))
-    data = {
-        "N": len(frame),
-        "G": gene.size,
-        "C": cell.size,
-        "S": sgrna.size,
-        "sgrna": sgrna.codes,
-        "sgrna_gene": nested(sgrna_labels, gene_labels, sgrna, gene),
-        "cell_line": cell.codes,
-        "logfc": numeric_column(frame, "logfc"),
-    }
-    coords = {
-        "gene": gene.labels,
-        "sgrna": sgrna.labels,
-        "cell_line": cell.labels,
-        "cell_line_free": cell.labels[1:],
-    }
-    return data, coords
+from pystanmods.models.guides import _design, guide_structure
 
 
 def draw_effect(

@@ -11,8 +11,8 @@ import pandas as pd
 from pystanmods.data import DataError, numeric_column
 from pystanmods.data.transform import centre_within_cell_line
 from pystanmods.models.base import Model, Simulation, as_array
-from pystanmods.models.guides import _design
-from pystanmods.models.noise import _per_gene, draw_effect, guide_structure
+from pystanmods.models.guides import _design, guide_structure
+from pystanmods.models.noise import _per_gene, draw_effect
 
 #: Scale of Model B's "no effect" mixture component: a mutation that moves a
 #: gene's logFC by less than about 0.1 does not change a screen's call.

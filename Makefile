@@ -35,7 +35,7 @@ demo: $(STAMP)
 # Compiling first, two programs at a time, keeps the compile out of the
 # tests' own time and uses both cores.
 test: models
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra --durations=20
 
 test-slow: models
 	$(PY) -m pytest -ra -m slow

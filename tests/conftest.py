@@ -10,6 +10,17 @@ from pystanmods.engines import find_cmdstan
 
 HAVE_CMDSTAN = find_cmdstan() is not None
 
+#: Diagnostics of the recovery fits, printed at the end of the run so that CI's
+#: log holds each model's max R-hat, min bulk ESS, divergences and seconds.
+RECOVERY_DIAGNOSTICS: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if RECOVERY_DIAGNOSTICS:
+        terminalreporter.section("recovery fits: max R-hat, min bulk ESS, divergences, sampling seconds")
+        for line in RECOVERY_DIAGNOSTICS:
+            terminalreporter.write_line(line)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if HAVE_CMDSTAN:

@@ -19,7 +19,7 @@ import pytest
 
 import pystanmods as psm
 from pystanmods.models import PARAMETERIZATIONS
-from tests.conftest import engines
+from tests.conftest import RECOVERY_DIAGNOSTICS, engines
 from tests.helpers import coverage_floor
 
 SEED_MODELS = ("model1", "model2", "model3", "model4", "model5", "model5_flat")
@@ -73,9 +73,11 @@ def test_recovery(name: str, parameterization: str, engine: str) -> None:
     model, simulation, fit = _fit(name, parameterization, engine)
     diagnostics = fit.diagnostics(warn=False)
     recommended = (not model.hierarchical) or parameterization == model.recommended
-    print(f"\n{name} {parameterization} {engine}: max R-hat {diagnostics.max_rhat:.4f}, "
-          f"min bulk ESS {diagnostics.min_ess_bulk:.0f}, divergences {diagnostics.divergences}, "
-          f"{fit.sampling_seconds:.1f} s")
+    RECOVERY_DIAGNOSTICS.append(
+        f"{name:<12} {parameterization:<12} {engine:<8} adapt_delta {fit.attrs['adapt_delta']:<5} "
+        f"max R-hat {diagnostics.max_rhat:.4f}  min bulk ESS {diagnostics.min_ess_bulk:5.0f}  "
+        f"divergences {diagnostics.divergences}  {fit.sampling_seconds:.1f} s"
+    )
     if recommended:
         assert diagnostics.divergences == 0, str(diagnostics)
         assert diagnostics.max_rhat < 1.01, str(diagnostics)

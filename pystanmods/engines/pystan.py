@@ -141,8 +141,11 @@ class PyStanEngine(Engine):
 
         self._install(program, directory)
         code = _program_code(program, self._options(program))
-        # PyStan announces "Building..." on stdout even when the model is cached.
-        with contextlib.redirect_stdout(io.StringIO()):
+        # PyStan announces "Building..." on stdout even when the model is cached,
+        # and repeats stanc's pedantic notes on stderr at every fit; the notes on
+        # these reviewed programs are known false positives (a prior that
+        # depends on a parameter, as every hierarchical level's does).
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             return run_outside_loop(stan.build, code, data=_plain(data), random_seed=seed)
 
     def sample(self, program: Program, directory: Path, data: dict[str, Any], options: SamplerOptions) -> Draws:

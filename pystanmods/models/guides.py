@@ -71,6 +71,19 @@ def guide_structure(frame: pd.DataFrame) -> tuple[dict[str, Any], dict[str, list
     return data, coords
 
 
+#: Dims of the guide-in-gene and zero-sum cell-line effects, in both
+#: parameterizations, shared by every model built on Model 5.
+GUIDE_DIMS: dict[str, tuple[str, ...]] = {
+        "epsilon_g": ("gene",),
+        "epsilon_g_z": ("gene",),
+        "alpha_s": ("sgrna",),
+        "alpha_s_z": ("sgrna",),
+        "beta_c": ("cell_line",),
+        "beta_c_raw": ("cell_line_free",),
+        "beta_c_z": ("cell_line_free",),
+}
+
+
 class Model5(Model):
     """sgRNA intercepts nested in genes plus cell-line intercepts.
 
@@ -99,15 +112,7 @@ class Model5(Model):
     #: gave 3 divergences in 4000 draws. 0.99 gave 0-1 over four seeds.
     adapt_delta = 0.99
     required = ("gene", "cell_line", "sgrna", "logfc")
-    variable_dims = {
-        "epsilon_g": ("gene",),
-        "epsilon_g_z": ("gene",),
-        "alpha_s": ("sgrna",),
-        "alpha_s_z": ("sgrna",),
-        "beta_c": ("cell_line",),
-        "beta_c_raw": ("cell_line_free",),
-        "beta_c_z": ("cell_line_free",),
-    }
+    variable_dims = GUIDE_DIMS
     group_parameters = ("alpha_s", "beta_c")
     hyperparameters = ("sigma_beta", "sigma")
     priors = {

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pystanmods.models.base import Model, Simulation, as_array
-from pystanmods.models.guides import _design, guide_structure
+from pystanmods.models.guides import GUIDE_DIMS, _design, guide_structure
 
 
 def draw_effect(
@@ -43,13 +43,7 @@ class ModelC(Model):
     recommended = "centered"
     required = ("gene", "cell_line", "sgrna", "logfc")
     variable_dims = {
-        "epsilon_g": ("gene",),
-        "epsilon_g_z": ("gene",),
-        "alpha_s": ("sgrna",),
-        "alpha_s_z": ("sgrna",),
-        "beta_c": ("cell_line",),
-        "beta_c_raw": ("cell_line_free",),
-        "beta_c_z": ("cell_line_free",),
+        **GUIDE_DIMS,
         "log_sigma_c": ("cell_line",),
         "log_sigma_c_z": ("cell_line",),
         "sigma_c": ("cell_line",),

@@ -11,7 +11,7 @@ import pandas as pd
 from pystanmods.data import DataError, numeric_column
 from pystanmods.data.transform import centre_within_cell_line
 from pystanmods.models.base import Model, Simulation, as_array
-from pystanmods.models.guides import _design, guide_structure
+from pystanmods.models.guides import GUIDE_DIMS, _design, guide_structure
 from pystanmods.models.noise import _per_gene, draw_effect
 
 #: Scale of Model B's "no effect" mixture component: a mutation that moves a
@@ -89,13 +89,7 @@ class ModelA(Model):
     recommended = "noncentered"
     required = ("gene", "cell_line", "sgrna", "rna", "log2_copy_number", "logfc")
     variable_dims = {
-        "epsilon_g": ("gene",),
-        "epsilon_g_z": ("gene",),
-        "alpha_s": ("sgrna",),
-        "alpha_s_z": ("sgrna",),
-        "beta_c": ("cell_line",),
-        "beta_c_raw": ("cell_line_free",),
-        "beta_c_z": ("cell_line_free",),
+        **GUIDE_DIMS,
         "delta_g": ("gene",),
         "delta_g_z": ("gene",),
         "eta_g": ("gene",),

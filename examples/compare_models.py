@@ -36,12 +36,14 @@ def fit_and_compare(frame: pd.DataFrame, models: tuple[str, ...], seed: int, plo
     fits = {}
     for name in models:
         model = psm.get_model(name)
-        # The simulated lineages are labels on Model A data: they explain
-        # nothing, and near-zero lineage scales put the centered lineage
-        # program in a funnel (see ModelLineage.recommended).
-        parameterization = "noncentered" if name == "model_lineage" else model.recommended
+        # About ten observations per guide and 19 per cell line make every
+        # group data-poor, unlike the seed's simulations the `recommended`
+        # choices are tuned on: the centered Model 5 and C programs gave R-hat
+        # 1.013 and 9 divergences here. The simulated lineages are labels on
+        # Model A data and explain nothing, which also favours non-centering.
+        parameterization = "noncentered"
         start = time.perf_counter()
-        fits[name] = psm.fit(model, frame, parameterization, chains=4, iter_warmup=500, iter_sampling=500, seed=seed)
+        fits[name] = psm.fit(model, frame, parameterization, chains=4, iter_warmup=1000, iter_sampling=1000, seed=seed)
         diag = fits[name].diagnostics(warn=False)
         print(
             f"{name:14s} {parameterization:11s} {time.perf_counter() - start:6.1f} s  "

@@ -10,42 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from pystanmods.cli.arguments import add_cluster_arguments, add_sampler_arguments, parse_pairs, sampler_options
 
 _EXAMPLE = "pystanmods batch model2 tidy.csv --by lineage --out fits/ --workers 2"
-
-
-def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
-    """``["a=b", ...]`` to a dict, naming the malformed entry."""
-    out: dict[str, str] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key or not value:
-            raise ValueError(f"{what} must be NAME=VALUE, got {pair!r}")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--scheduler`` and ``--workers``, shared with ``pystanmods sbc``."""
-    cluster = parser.add_mutually_exclusive_group()
-    cluster.add_argument("--scheduler", metavar="ADDR", help="address of a running Dask scheduler (default: a local cluster)")
-    cluster.add_argument("--workers", type=int, metavar="N", help="worker processes of the local cluster (default: one per core)")
-
-
-def add_sampler_arguments(parser: argparse.ArgumentParser, chains: int, warmup: int, sampling: int) -> None:
-    parser.add_argument("--parameterization", choices=("noncentered", "centered"), default="noncentered")
-    parser.add_argument("--engine", choices=("pystan", "cmdstan"), help="default: cmdstan if installed, else pystan")
-    parser.add_argument("--chains", type=int, default=chains)
-    parser.add_argument("--iter-warmup", type=int, default=warmup)
-    parser.add_argument("--iter-sampling", type=int, default=sampling)
-    parser.add_argument("--adapt-delta", type=float)
-    parser.add_argument("--max-treedepth", type=int)
-    parser.add_argument("--seed", type=int, default=1)
-
-
-def sampler_options(args: argparse.Namespace) -> dict[str, object]:
-    options = {"adapt_delta": args.adapt_delta, "max_treedepth": args.max_treedepth}
-    return {k: v for k, v in options.items() if v is not None}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -19,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from pystanmods.cli.arguments import add_sampler_arguments, parse_pairs, parse_settings, sampler_options
 from pystanmods.data import DataError
 
 #: Modules under pystanmods.cli that add their own subcommand via ``add_parser``.
@@ -28,18 +29,6 @@ SUBCOMMAND_MODULES = ("depmap", "batch", "sbc")
 USER_ERRORS = (DataError, ValueError, KeyError, FileNotFoundError, TypeError, RuntimeError)
 
 
-def _parse_setting(text: str) -> tuple[str, Any]:
-    """``name=value`` with value read as JSON where it parses (numbers, lists), else a string."""
-    if "=" not in text:
-        raise ValueError(f"--set takes NAME=VALUE, got {text!r}")
-    name, raw = text.split("=", 1)
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return name.strip(), value
-
-
 def _read_table(path: str) -> Any:
     import pandas as pd
 
@@ -47,18 +36,6 @@ def _read_table(path: str) -> Any:
     if not file.is_file():
         raise FileNotFoundError(f"data file {path} not found")
     return pd.read_csv(file, sep="\t" if file.suffix in (".tsv", ".tab") else ",")
-
-
-def _columns(pairs: Sequence[str] | None) -> dict[str, str] | None:
-    if not pairs:
-        return None
-    mapping = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"--column takes MODEL_NAME=DATA_NAME, e.g. gene=hugo_symbol; got {pair!r}")
-        canonical, name = pair.split("=", 1)
-        mapping[canonical.strip()] = name.strip()
-    return mapping
 
 
 # ----------------------------------------------------------------- commands
@@ -93,7 +70,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from pystanmods.models import get_model
 
     model = get_model(args.model)
-    overrides = dict(_parse_setting(s) for s in args.set or [])
+    overrides = parse_settings(args.set)
     simulation = model.simulate(seed=args.seed, **overrides)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +90,7 @@ def cmd_standata(args: argparse.Namespace) -> int:
     model = get_model(args.model)
     data = model.standata(
         _read_table(args.data),
-        _columns(args.column),
+        parse_pairs(args.column, "--column") or None,
         compute_log_lik=not args.no_log_lik,
         compute_y_rep=not args.no_y_rep,
     )
@@ -134,9 +111,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
         iter_warmup=args.iter_warmup,
         iter_sampling=args.iter_sampling,
         seed=args.seed,
-        columns=_columns(args.column),
-        adapt_delta=args.adapt_delta,
+        columns=parse_pairs(args.column, "--column") or None,
         show_progress=not args.quiet,
+        **sampler_options(args),
     )
     print(fit)
     print(fit.diagnostics(warn=False))
@@ -247,13 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("data", metavar="CSV")
     p.add_argument("-o", "--output", required=True, metavar="NC")
-    p.add_argument("--parameterization", choices=("noncentered", "centered"), default="noncentered")
-    p.add_argument("--engine", choices=("pystan", "cmdstan"), default=None)
-    p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--iter-warmup", type=int, default=1000)
-    p.add_argument("--iter-sampling", type=int, default=1000)
-    p.add_argument("--adapt-delta", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
+    add_sampler_arguments(p, chains=4, warmup=1000, sampling=1000, seed=None)
     p.add_argument("--column", action="append", metavar="MAP", help=column_help)
     p.add_argument("--quiet", action="store_true", help="no progress bars and no summary table")
     p.set_defaults(func=cmd_fit)

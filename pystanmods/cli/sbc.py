@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pystanmods.cli.batch import add_cluster_arguments, add_sampler_arguments, parse_pairs, sampler_options
+from pystanmods.cli.arguments import add_cluster_arguments, add_sampler_arguments, parse_settings, sampler_options
 
 _EXAMPLE = "pystanmods sbc model2 --sims 200 --out sbc/model2 --set n_genes=3"
 
@@ -44,22 +44,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def _number(text: str) -> object:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            continue
-    return text
-
-
 def handler(args: argparse.Namespace) -> int:
     """Run SBC and print the verdict; bad input raises ValueError."""
     from pystanmods import sbc
 
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
-    sizes = {k: _number(v) for k, v in parse_pairs(args.set, "--set").items()}
+    sizes = parse_settings(args.set)
     result = sbc.run(
         args.model,
         args.sims,

@@ -48,12 +48,16 @@ def model4(data: dict[str, Any], parameterization: str) -> Any:
             alpha_g = pm.Normal("alpha_g", mu_alpha, sigma_alpha, shape=G)
             gamma_c = pm.Normal("gamma_c", mu_gamma, sigma_gamma, shape=C)
             beta_g = pm.Normal("beta_g", mu_beta, sigma_beta, shape=G)
-        elif parameterization == "identified":
+        elif parameterization in ("identified", "centered"):
+            # The identified model's hyperpriors, shared by both programs.
             mu_alpha = pm.Normal("mu_alpha", 0, 2)
             sigma_alpha = pm.Exponential("sigma_alpha", 1)
             sigma_gamma = pm.Exponential("sigma_gamma", 1)
             mu_beta = pm.Normal("mu_beta", 0, 1)
             sigma_beta = pm.Exponential("sigma_beta", 1)
+        else:
+            raise ValueError(f"unknown parameterization {parameterization!r}")
+        if parameterization == "identified":
             alpha_g_z = pm.Normal("alpha_g_z", 0, 1, shape=G)
             # Unit-scale zero-sum effects times their scale: the Helmert
             # construction of the Stan program, non-centered.
@@ -63,16 +67,9 @@ def model4(data: dict[str, Any], parameterization: str) -> Any:
             gamma_c = pm.Deterministic("gamma_c", sigma_gamma * gamma_c_z)
             beta_g = pm.Deterministic("beta_g", mu_beta + sigma_beta * beta_g_z)
         elif parameterization == "centered":
-            mu_alpha = pm.Normal("mu_alpha", 0, 2)
-            sigma_alpha = pm.Exponential("sigma_alpha", 1)
-            sigma_gamma = pm.Exponential("sigma_gamma", 1)
-            mu_beta = pm.Normal("mu_beta", 0, 1)
-            sigma_beta = pm.Exponential("sigma_beta", 1)
             alpha_g = pm.Normal("alpha_g", mu_alpha, sigma_alpha, shape=G)
             gamma_c = pm.ZeroSumNormal("gamma_c", sigma=sigma_gamma, shape=C)
             beta_g = pm.Normal("beta_g", mu_beta, sigma_beta, shape=G)
-        else:
-            raise ValueError(f"unknown parameterization {parameterization!r}")
         sigma = pm.Exponential("sigma", 1)
         pm.Normal("logfc", alpha_g[g] + gamma_c[c] + beta_g[g] * rna, sigma, observed=y)
     return model
@@ -96,11 +93,15 @@ def model5(data: dict[str, Any], parameterization: str) -> Any:
             epsilon_g = pm.Normal("epsilon_g", mu_epsilon, sigma_epsilon, shape=G)
             alpha_s = pm.Normal("alpha_s", epsilon_g[sgrna_gene], sigma_alpha, shape=S)
             beta_c = pm.Normal("beta_c", mu_beta, sigma_beta, shape=C)
-        elif parameterization == "identified":
+        elif parameterization in ("identified", "centered"):
+            # The identified model's hyperpriors, shared by both programs.
             mu_epsilon = pm.Normal("mu_epsilon", 0, 5)
             sigma_epsilon = pm.Exponential("sigma_epsilon", 1)
             sigma_alpha = pm.Exponential("sigma_alpha", 1)
             sigma_beta = pm.Exponential("sigma_beta", 1)
+        else:
+            raise ValueError(f"unknown parameterization {parameterization!r}")
+        if parameterization == "identified":
             epsilon_g_z = pm.Normal("epsilon_g_z", 0, 1, shape=G)
             alpha_s_z = pm.Normal("alpha_s_z", 0, 1, shape=S)
             beta_c_z = pm.ZeroSumNormal("beta_c_z", sigma=1.0, shape=C)
@@ -108,15 +109,9 @@ def model5(data: dict[str, Any], parameterization: str) -> Any:
             alpha_s = pm.Deterministic("alpha_s", epsilon_g[sgrna_gene] + sigma_alpha * alpha_s_z)
             beta_c = pm.Deterministic("beta_c", sigma_beta * beta_c_z)
         elif parameterization == "centered":
-            mu_epsilon = pm.Normal("mu_epsilon", 0, 5)
-            sigma_epsilon = pm.Exponential("sigma_epsilon", 1)
-            sigma_alpha = pm.Exponential("sigma_alpha", 1)
-            sigma_beta = pm.Exponential("sigma_beta", 1)
             epsilon_g = pm.Normal("epsilon_g", mu_epsilon, sigma_epsilon, shape=G)
             alpha_s = pm.Normal("alpha_s", epsilon_g[sgrna_gene], sigma_alpha, shape=S)
             beta_c = pm.ZeroSumNormal("beta_c", sigma=sigma_beta, shape=C)
-        else:
-            raise ValueError(f"unknown parameterization {parameterization!r}")
         sigma = pm.Exponential("sigma", 1)
         pm.Normal("logfc", alpha_s[s] + beta_c[c], sigma, observed=y)
     return model

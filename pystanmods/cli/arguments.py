@@ -51,6 +51,15 @@ def add_sampler_arguments(
 
 
 def sampler_options(args: argparse.Namespace) -> dict[str, object]:
-    """The optional NUTS settings that were given."""
-    options = {"adapt_delta": args.adapt_delta, "max_treedepth": args.max_treedepth}
-    return {k: v for k, v in options.items() if v is not None}
+    """Keyword arguments of ``pystanmods.fit`` from :func:`add_sampler_arguments`'s
+    options; the optional NUTS settings only where they were given."""
+    options: dict[str, object] = {
+        "parameterization": args.parameterization,
+        "engine": args.engine,
+        "chains": args.chains,
+        "iter_warmup": args.iter_warmup,
+        "iter_sampling": args.iter_sampling,
+        "seed": args.seed,
+    }
+    optional = {"adapt_delta": args.adapt_delta, "max_treedepth": args.max_treedepth}
+    return {**options, **{k: v for k, v in optional.items() if v is not None}}

@@ -105,12 +105,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
     fit = pystanmods.fit(
         args.model,
         _read_table(args.data),
-        parameterization=args.parameterization,
-        engine=args.engine,
-        chains=args.chains,
-        iter_warmup=args.iter_warmup,
-        iter_sampling=args.iter_sampling,
-        seed=args.seed,
         columns=parse_pairs(args.column, "--column") or None,
         show_progress=not args.quiet,
         **sampler_options(args),

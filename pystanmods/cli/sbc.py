@@ -54,8 +54,6 @@ def handler(args: argparse.Namespace) -> int:
     result = sbc.run(
         args.model,
         args.sims,
-        args.parameterization,
-        seed=args.seed,
         sizes=sizes,
         prior_scale=args.prior_scale,
         alpha=args.alpha,
@@ -64,11 +62,7 @@ def handler(args: argparse.Namespace) -> int:
         plots=not args.no_plots,
         scheduler=args.scheduler,
         n_workers=args.workers,
-        engine=args.engine,
         progress=not args.quiet,
-        chains=args.chains,
-        iter_warmup=args.iter_warmup,
-        iter_sampling=args.iter_sampling,
         **sampler_options(args),
     )
     print(result.verdict())

@@ -77,8 +77,11 @@ class SBCResult:
 
     @property
     def passed(self) -> bool:
-        """No parameter's ranks reject uniformity at the corrected level."""
-        return not bool(self.uniformity["rejected"].any())
+        """Every fit succeeded and no parameter's ranks reject uniformity at
+        the corrected level. Failed fits drop simulations non-randomly (the
+        hard corners of the prior), so a run with any is no evidence of
+        calibration, and neither is a run that tested nothing."""
+        return len(self.uniformity) > 0 and self.n_failed == 0 and not bool(self.uniformity["rejected"].any())
 
     @property
     def flagged(self) -> list[str]:
@@ -109,7 +112,12 @@ class SBCResult:
 
     def verdict(self) -> str:
         d = self.diagnostics_summary()
-        head = "PASS" if self.passed else f"FAIL ({', '.join(self.flagged)})"
+        if self.flagged:
+            head = f"FAIL ({', '.join(self.flagged)})"
+        elif self.passed:
+            head = "PASS"
+        else:
+            head = f"INCONCLUSIVE ({d['failed']} of {d['fits']} fits failed)"
         return (
             f"{self.model} {self.parameterization}: {head} at family-wise alpha={self.alpha} "
             f"over {len(self.uniformity)} scalars; {d['fits'] - d['failed']} of {d['fits']} fits used, "
@@ -304,6 +312,10 @@ def run(
         raise ValueError(f"{model.name} has no prior simulator yet (Model.priors is empty), so it cannot be calibrated")
     sizes = dict(sizes or {})
     model.settings(sizes)  # unknown size names raise here, not on every worker
+    try:  # and so do values the simulator cannot use
+        model.simulate_prior(seed=seed, **sizes)
+    except Exception as error:
+        raise ValueError(f"{model.name} cannot simulate with sizes {sizes}: {type(error).__name__}: {error}") from error
     engine_obj = get_engine(engine)
     fit_kwargs = {**FIT_DEFAULTS, **fit_options, "engine": engine_obj.name}
     compile_model(model, parameterization, engine_obj)  # once, before dispatch

@@ -66,6 +66,8 @@ def plot_variable(result: SBCResult, variable: str, directory: Path) -> list[Pat
         az.plot_ecdf(
             np.array(u), cdf=stats.uniform(0, 1).cdf, difference=True, confidence_bands=True,
             ci_prob=1 - result.alpha, ax=ax, random_state=0,
+            # A fixed grid on [0, 1], so every panel's band covers the same points.
+            eval_points=np.linspace(0.0, 1.0, 101),
         )
         ax.set_title(parameter, fontsize=9)
         ax.set_xlabel("normalised rank u", fontsize=8)
@@ -115,17 +117,19 @@ def markdown(result: SBCResult) -> str:
         lines += ["Failed fits (left out of the ranks):", ""]
         lines += [f"- sim {r.sim} (seed {r.seed}): {r.error}" for r in failed.itertuples()]
         lines.append("")
-    lines += ["## Uniformity per parameter", "", result.uniformity.to_markdown(index=False, floatfmt=".4g")
-              if _has_tabulate() else result.uniformity.to_string(index=False), ""]
+    lines += ["## Uniformity per parameter", "", markdown_table(result.uniformity), ""]
     return "\n".join(lines)
 
 
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A pipe table of ``frame`` (floats to 4 significant digits), without tabulate."""
+    def cell(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
 
 
 def write_report(result: SBCResult, out: Path, plots: bool = True) -> Path:

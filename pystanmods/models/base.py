@@ -107,8 +107,9 @@ class Model:
     outcome: ClassVar[str] = "logfc"
     #: The priors of the Stan program's top-level parameters, as written in its
     #: model block: ``("normal", loc, scale)``, ``("halfnormal", scale)`` (a
-    #: ``normal(0, scale)`` on a ``<lower=0>`` parameter) or
-    #: ``("exponential", rate)``. :meth:`simulate_prior` draws from them and
+    #: ``normal(0, scale)`` on a ``<lower=0>`` parameter),
+    #: ``("exponential", rate)``, ``("lognormal", log_loc, log_scale)`` or
+    #: ``("beta", a, b)``. :meth:`simulate_prior` draws from them and
     #: tests/test_sbc.py checks them against the ``.stan`` files. A new model
     #: gets prior draws by filling this in and, where its simulator cannot draw a
     #: group level from these values as the program does, :meth:`_prior_overrides`.
@@ -211,23 +212,18 @@ class Model:
     def draw_prior(self, rng: np.random.Generator, prior_scale: float = 1.0) -> dict[str, float]:
         """One draw of each top-level parameter from :attr:`priors`.
 
-        ``prior_scale`` multiplies every prior's scale (the sd of a normal, the
-        mean of an exponential); 1 is the Stan program's prior, anything else a
-        deliberately wrong one (used to show that calibration checks fail).
+        ``prior_scale`` widens every prior (see :func:`draw_from`); 1 is the
+        Stan program's prior, anything else a deliberately wrong one (used to
+        show that calibration checks fail).
         """
         if not self.priors:
             raise NotImplementedError(f"{self.name} has no prior simulator: set {type(self).__name__}.priors")
         drawn: dict[str, float] = {}
-        for name, (family, *args) in self.priors.items():
-            if family == "normal":
-                drawn[name] = float(rng.normal(args[0], args[1] * prior_scale))
-            elif family == "halfnormal":
-                drawn[name] = float(abs(rng.normal(0.0, args[0] * prior_scale)))
-            elif family == "exponential":
-                # Stan's exponential takes a rate, numpy's a scale (the mean).
-                drawn[name] = float(rng.exponential(prior_scale / args[0]))
-            else:
-                raise ValueError(f"{self.name}: unknown prior family {family!r} for {name}")
+        for name, prior in self.priors.items():
+            try:
+                drawn[name] = draw_from(prior, rng, prior_scale)
+            except ValueError as error:
+                raise ValueError(f"{self.name}: {error} for {name}") from None
         return drawn
 
     def _prior_overrides(
@@ -268,6 +264,28 @@ class Model:
 
     def __repr__(self) -> str:
         return f"<pystanmods model {self.name}: {self.title}>"
+
+
+def draw_from(prior: Sequence[Any], rng: np.random.Generator, prior_scale: float = 1.0) -> float:
+    """One draw from a prior in the form of :attr:`Model.priors`.
+
+    ``prior_scale`` multiplies the sd of a normal, the mean of an exponential
+    and the log-scale sd of a lognormal, and divides both shapes of a beta
+    (same mean, wider for ``prior_scale > 1``).
+    """
+    family, *args = prior
+    if family == "normal":
+        return float(rng.normal(args[0], args[1] * prior_scale))
+    if family == "halfnormal":
+        return float(abs(rng.normal(0.0, args[0] * prior_scale)))
+    if family == "exponential":
+        # Stan's exponential takes a rate, numpy's a scale (the mean).
+        return float(rng.exponential(prior_scale / args[0]))
+    if family == "lognormal":
+        return float(rng.lognormal(args[0], args[1] * prior_scale))
+    if family == "beta":
+        return float(rng.beta(args[0] / prior_scale, args[1] / prior_scale))
+    raise ValueError(f"unknown prior family {family!r}")
 
 
 def require_single(frame: pd.DataFrame, column: str, model: str) -> None:

@@ -50,6 +50,14 @@ class ModelC(Model):
     }
     group_parameters = ("alpha_s", "beta_c", "sigma_c")
     hyperparameters = ("mu_epsilon", "sigma_alpha", "sigma_beta", "mu_sigma", "tau_sigma")
+    priors = {
+        "mu_epsilon": ("normal", 0.0, 5.0),
+        "sigma_epsilon": ("exponential", 1.0),
+        "sigma_alpha": ("exponential", 1.0),
+        "sigma_beta": ("exponential", 1.0),
+        "mu_sigma": ("normal", -1.0, 1.0),
+        "tau_sigma": ("exponential", 2.0),
+    }
     defaults = {
         "n_genes": 5,
         "sgrnas_per_gene": 3,
@@ -71,6 +79,13 @@ class ModelC(Model):
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
         data, coords = guide_structure(frame)
         return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+
+    def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:
+        # Genes, guides and the cell lines' log noise scales drawn from the
+        # hyperparameters; beta_c as the program's: iid normal(0, sigma_beta)
+        # centred by their mean.
+        beta_c = rng.normal(0.0, drawn["sigma_beta"], int(settings["n_cell_lines"]))
+        return {"epsilon_g": None, "alpha_s": None, "sigma_c": None, "beta_c": beta_c - beta_c.mean()}
 
     def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
         """Simulate tidy data; every size and value in :attr:`defaults` can be overridden.

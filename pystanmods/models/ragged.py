@@ -10,7 +10,7 @@ import pandas as pd
 
 from pystanmods.data import DataError, numeric_column
 from pystanmods.data.transform import centre_within_cell_line
-from pystanmods.models.base import Model, Simulation, as_array
+from pystanmods.models.base import Model, Simulation, as_array, draw_from
 from pystanmods.models.guides import GUIDE_DIMS, _design, guide_structure
 from pystanmods.models.noise import _per_gene, draw_effect
 
@@ -99,6 +99,18 @@ class ModelA(Model):
     }
     group_parameters = ("alpha_s", "beta_c", "delta_g", "kappa_s")
     hyperparameters = ("mu_epsilon", "sigma_alpha", "sigma_beta", "mu_delta", "mu_eta", "sigma")
+    priors = {
+        "mu_epsilon": ("normal", 0.0, 5.0),
+        "sigma_epsilon": ("exponential", 1.0),
+        "sigma_alpha": ("exponential", 1.0),
+        "sigma_beta": ("exponential", 1.0),
+        "mu_delta": ("normal", 0.0, 1.0),
+        "sigma_delta": ("exponential", 1.0),
+        "mu_eta": ("normal", 0.0, 1.0),
+        "sigma_eta": ("exponential", 2.0),
+        "sigma_kappa": ("exponential", 2.0),
+        "sigma": ("exponential", 1.0),
+    }
     defaults = {
         "n_genes": 8,
         "sgrnas_per_gene": 3,
@@ -144,6 +156,16 @@ class ModelA(Model):
         return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
 
     # ---------------------------------------------------------- simulation
+    def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:
+        # Every gene and guide effect drawn from the hyperparameters; beta_c as
+        # the program's: iid normal(0, sigma_beta) centred by their mean. RNA
+        # and copy number are data and keep the simulator's design.
+        beta_c = rng.normal(0.0, drawn["sigma_beta"], int(settings["n_cell_lines"]))
+        return {
+            **dict.fromkeys(("epsilon_g", "alpha_s", "delta_g", "eta_g", "kappa_s")),
+            "beta_c": beta_c - beta_c.mean(),
+        }
+
     def _simulate_a(self, s: dict[str, Any], rng: np.random.Generator) -> tuple[pd.DataFrame, dict, dict, dict]:
         """The Model A part of a simulation: frame, linear predictor pieces, truth and draws."""
         per_gene = _per_gene(s["sgrnas_per_gene"], int(s["n_genes"]))
@@ -233,6 +255,14 @@ class ModelB(ModelA):
         "p_matters_g": ("mutated_gene",),
     }
     hyperparameters = ModelA.hyperparameters
+    #: As Model A, plus the mixture's weight and wide scale. sigma_zeta is
+    #: declared ``<lower=tau_zeta>``, so its lognormal is truncated there
+    #: (:meth:`draw_prior`); tau_zeta itself is data, not a parameter.
+    priors = {
+        **ModelA.priors,
+        "omega": ("beta", 2.0, 5.0),
+        "sigma_zeta": ("lognormal", float(np.log(0.75)), 0.5),
+    }
     defaults = {
         **ModelA.defaults,
         "n_genes": 12,
@@ -242,6 +272,11 @@ class ModelB(ModelA):
         "tau_zeta": TAU_ZETA,
         "matters": None,  # one bool per gene; default drawn with probability omega
         "zeta_g": None,  # one value per gene (all genes, informative or not)
+        # False: genes mutated in none or all of their cell lines get no
+        # mutation effect, the program's fixed zero (slot M + 1). True: they
+        # keep the drawn zeta_g, which for a gene mutated everywhere then
+        # moves its intercept, so its epsilon_g is no longer a prior draw.
+        "zeta_where_uninformative": True,
     }
 
     def __init__(self, centre_rna: bool = False, tau_zeta: float = TAU_ZETA) -> None:
@@ -278,6 +313,34 @@ class ModelB(ModelA):
         coords["mutated_gene"] = informative
         return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
 
+    def draw_prior(self, rng: np.random.Generator, prior_scale: float = 1.0) -> dict[str, float]:
+        """As :meth:`Model.draw_prior`, with ``sigma_zeta`` truncated below at
+        :attr:`tau_zeta` as the program declares it (by rejection; the
+        lognormal puts about 3e-8 of its mass below the default 0.05)."""
+        drawn = super().draw_prior(rng, prior_scale)
+        while drawn["sigma_zeta"] <= self.tau_zeta:
+            drawn["sigma_zeta"] = draw_from(self.priors["sigma_zeta"], rng, prior_scale)
+        return drawn
+
+    def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:
+        # The program's tau_zeta is this instance's; a simulation with another
+        # would draw zeta_g from a different mixture than the one fitted.
+        if float(settings["tau_zeta"]) != self.tau_zeta:
+            raise ValueError(
+                f"{self.name}: tau_zeta={settings['tau_zeta']} differs from the program's {self.tau_zeta}; "
+                "pass tau_zeta to ModelB() instead"
+            )
+        # zeta_g from the mixture given omega and sigma_zeta, and none for the
+        # genes the program gives no zeta_g, so that their epsilon_g and
+        # alpha_s stay draws from their own priors.
+        return {
+            **super()._prior_overrides(rng, drawn, settings),
+            "matters": None,
+            "zeta_g": None,
+            "tau_zeta": self.tau_zeta,
+            "zeta_where_uninformative": False,
+        }
+
     def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
         """Simulate ragged data with mutations; see :class:`ModelA` and :attr:`defaults`.
 
@@ -304,11 +367,13 @@ class ModelB(ModelA):
         gi, ci = index["gi"], index["ci"]
         is_mutated = mutated_gc[gi, ci].astype(int)
         frame["is_mutated"] = is_mutated
-        frame["logfc"] = rng.normal(index["mu"] + zeta_g[gi] * is_mutated, s["sigma"])
         gene_labels = sorted(frame["gene"].unique())
         slots, informative = mutation_slots(frame["gene"], is_mutated, gene_labels)
         always = np.array([frame.loc[frame["gene"] == g, "is_mutated"].all() for g in gene_labels])
         keep = slots <= len(informative)
+        if not s["zeta_where_uninformative"]:
+            zeta_g = np.where(keep, zeta_g, 0.0)
+        frame["logfc"] = rng.normal(index["mu"] + zeta_g[gi] * is_mutated, s["sigma"])
         truth["alpha_s"] = truth["alpha_s"] + (zeta_g * always)[index["sgrna_gene"]]
         truth["epsilon_g"] = truth["epsilon_g"] + zeta_g * always
         truth.update(zeta_g=zeta_g[keep], matters=matters[keep], sigma_zeta=float(s["sigma_zeta"]), omega=float(s["omega"]))

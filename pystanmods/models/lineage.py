@@ -134,6 +134,15 @@ class ModelLineage(Model):
     }
     group_parameters = ("alpha_s", "beta_c", "theta_gl")
     hyperparameters = ("mu_epsilon", "sigma_alpha", "sigma_beta", "sigma_theta", "sigma")
+    priors = {
+        "mu_epsilon": ("normal", 0.0, 5.0),
+        "sigma_epsilon": ("exponential", 1.0),
+        "sigma_alpha": ("exponential", 1.0),
+        "sigma_lambda": ("exponential", 1.0),
+        "sigma_beta": ("exponential", 1.0),
+        "sigma_theta": ("exponential", 2.0),
+        "sigma": ("exponential", 1.0),
+    }
     defaults = {
         "n_genes": 6,
         "sgrnas_per_gene": 3,
@@ -170,6 +179,27 @@ class ModelLineage(Model):
         data.update(L=len(lineage_labels), cell_line_lineage=lineage_codes)
         coords.update(lineage=lineage_labels, lineage_free=lineage_labels[1:], gene_free=coords["gene"][1:])
         return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+
+    def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:
+        # The program's constrained effects are iid normals centred as
+        # identify_lineage_effects centres them, but without moving what is
+        # removed into lambda_l, epsilon_g and mu_epsilon (that would widen
+        # their priors by theta_gl's means). Drawn so, the mapping is the
+        # identity and the truth is a draw from the program's prior.
+        n_genes = len(_per_gene(settings["sgrnas_per_gene"], int(settings["n_genes"])))
+        per_lineage = [int(k) for k in settings["cell_lines_per_lineage"]]
+        w = np.asarray(per_lineage, dtype=float) / sum(per_lineage)
+        lambda_l = rng.normal(0.0, drawn["sigma_lambda"], len(per_lineage))
+        delta_c = rng.normal(0.0, drawn["sigma_beta"], sum(per_lineage))
+        theta_gl = rng.normal(0.0, drawn["sigma_theta"], (n_genes, len(per_lineage)))
+        theta_gl = theta_gl - theta_gl.mean(axis=0)
+        return {
+            "epsilon_g": None,
+            "alpha_s": None,
+            "lambda_l": lambda_l - w @ lambda_l,
+            "delta_c": delta_c - delta_c.mean(),
+            "theta_gl": theta_gl - (theta_gl @ w)[:, None],
+        }
 
     def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
         """Simulate tidy data; every size and value in :attr:`defaults` can be overridden.

@@ -12,8 +12,17 @@ from scipy import stats
 
 from pystanmods.models import PARAMETERIZATIONS, get_model
 
-CATALOGUE = ("model1", "model2", "model3", "model4", "model5", "model5_flat")
+CATALOGUE = ("model1", "model2", "model3", "model4", "model5", "model5_flat",
+             "model_c", "model_a", "model_b", "model_lineage")
 NUMBER = r"-?\d+(?:\.\d+)?"
+#: A constant argument: a number or the log of one, as in lognormal(log(0.75), 0.5).
+CONSTANT = rf"{NUMBER}|log\(\s*{NUMBER}\s*\)"
+
+
+def constant(text: str) -> float:
+    if text.startswith("log("):
+        return float(np.log(float(text[4:-1])))
+    return float(text)
 
 
 def stan_priors(code: str) -> dict[str, tuple]:
@@ -21,15 +30,18 @@ def stan_priors(code: str) -> dict[str, tuple]:
     model_block = code[code.index("\nmodel {") : code.index("\ngenerated quantities")]
     positive = set(re.findall(r"real<lower=0>\s+(\w+);", code))
     found: dict[str, tuple] = {}
-    pattern = rf"^\s*(\w+)\s*~\s*(normal|exponential)\(\s*({NUMBER})\s*(?:,\s*({NUMBER})\s*)?\);"
+    pattern = (rf"^\s*(\w+)\s*~\s*(normal|exponential|lognormal|beta)\(\s*({CONSTANT})\s*"
+               rf"(?:,\s*({CONSTANT})\s*)?\);")
     for name, family, first, second in re.findall(pattern, model_block, flags=re.M):
         if family == "exponential":
-            found[name] = ("exponential", float(first))
+            found[name] = ("exponential", constant(first))
+        elif family in ("lognormal", "beta"):
+            found[name] = (family, constant(first), constant(second))
         elif name in positive:
-            assert float(first) == 0, f"{name}: a normal with location {first} on a positive parameter"
-            found[name] = ("halfnormal", float(second))
+            assert constant(first) == 0, f"{name}: a normal with location {first} on a positive parameter"
+            found[name] = ("halfnormal", constant(second))
         else:
-            found[name] = ("normal", float(first), float(second))
+            found[name] = ("normal", constant(first), constant(second))
     return found
 
 
@@ -45,8 +57,8 @@ def test_simulator_priors_are_the_stan_programs(name: str, parameterization: str
 @pytest.mark.parametrize("name", CATALOGUE)
 def test_prior_draws_follow_the_stated_distributions(name: str) -> None:
     """4000 draws of each top-level parameter against its scipy distribution.
-    Kolmogorov-Smirnov at 0.001 per parameter: about 30 tests, so a correct
-    sampler fails somewhere with probability below 3% (fixed seed, so never
+    Kolmogorov-Smirnov at 0.001 per parameter: about 65 tests, so a correct
+    sampler fails somewhere with probability below 7% (fixed seed, so never
     by chance in CI), while a wrong scale (10% off) moves D by ~0.03 > 0.03 critical."""
     model = get_model(name)
     rng = np.random.default_rng(7)
@@ -57,18 +69,58 @@ def test_prior_draws_follow_the_stated_distributions(name: str) -> None:
             dist = stats.norm(args[0], args[1])
         elif family == "halfnormal":
             dist = stats.halfnorm(scale=args[0])
+        elif family == "lognormal":
+            dist = stats.lognorm(s=args[1], scale=np.exp(args[0]))
+        elif family == "beta":
+            dist = stats.beta(args[0], args[1])
         else:
             dist = stats.expon(scale=1 / args[0])
         assert stats.kstest(values, dist.cdf).pvalue > 0.001, (parameter, family, args)
 
 
 def test_prior_simulation_keeps_sum_to_zero_effects_and_truth() -> None:
-    for name, effect in (("model4", "gamma_c"), ("model5", "beta_c"), ("model5_flat", "beta_c")):
+    for name, effect in (("model4", "gamma_c"), ("model5", "beta_c"), ("model5_flat", "beta_c"),
+                         ("model_c", "beta_c"), ("model_a", "beta_c"), ("model_b", "beta_c"),
+                         ("model_lineage", "delta_c"), ("model_lineage", "beta_c")):
         simulation = get_model(name).simulate_prior(seed=3)
         assert abs(float(np.sum(simulation.truth[effect]))) < 1e-9
         assert simulation.generating["from_prior"] is True
     with pytest.raises(ValueError, match="drawn from the prior"):
         get_model("model1").simulate_prior(seed=1, alpha=0.0)
+
+
+def test_lineage_prior_draws_are_already_identified() -> None:
+    """Drawn under the program's constraints, the truth is the draw itself:
+    nothing of theta_gl moves into lambda_l, epsilon_g or mu_epsilon."""
+    simulation = get_model("model_lineage").simulate_prior(seed=4, cell_lines_per_lineage=(2, 3, 5))
+    truth, drawn = simulation.truth, simulation.generating
+    w = np.array([2, 3, 5]) / 10
+    assert abs(float(w @ truth["lambda_l"])) < 1e-12
+    np.testing.assert_allclose(truth["theta_gl"].sum(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(truth["theta_gl"] @ w, 0, atol=1e-12)
+    for name in ("lambda_l", "delta_c", "theta_gl", "epsilon_g", "mu_epsilon"):
+        np.testing.assert_allclose(truth[name], drawn[name], atol=1e-12)
+
+
+def test_model_b_prior_follows_the_program_where_it_has_no_zeta() -> None:
+    from pystanmods.models.ragged import ModelB
+
+    for parameterization in PARAMETERIZATIONS:
+        assert re.search(r"real<lower=tau_zeta>\s+sigma_zeta;", ModelB().stan_code(parameterization))
+    # sigma_zeta's lognormal is truncated at the instance's tau_zeta.
+    model = ModelB(tau_zeta=0.7)
+    rng = np.random.default_rng(1)
+    assert min(model.draw_prior(rng)["sigma_zeta"] for _ in range(300)) > 0.7
+    with pytest.raises(ValueError, match="tau_zeta"):
+        ModelB().simulate_prior(seed=1, tau_zeta=0.1)
+    # Genes mutated everywhere or nowhere get no effect, so their intercepts
+    # stay draws from their own prior and only informative genes carry zeta_g.
+    simulation = ModelB().simulate_prior(seed=2, n_genes=4, n_cell_lines=6, mutation_frequency=(1.0, 0.5, 0.5, 0.0))
+    drawn = simulation.generating
+    assert drawn["informative"] == ["gene2", "gene3"]
+    assert drawn["zeta_g"][0] == 0 and drawn["zeta_g"][3] == 0
+    np.testing.assert_allclose(simulation.truth["zeta_g"], drawn["zeta_g"][1:3])
+    np.testing.assert_allclose(simulation.truth["epsilon_g"], drawn["epsilon_g"], atol=1e-12)
 
 
 # ---------------------------------------------------------------- SBC runs

@@ -34,6 +34,19 @@ _SIZES: dict[str, dict[str, Any]] = {
     "model4": {"n_genes": 2, "n_cell_lines": 4, "n_replicates": 2},
     "model5": {"n_cell_lines": 4, "sgrnas_per_gene": [1, 2, 3]},
     "model5_flat": {"n_cell_lines": 4, "sgrnas_per_gene": [1, 2, 3]},
+    "model_c": {"n_cell_lines": 4, "sgrnas_per_gene": [1, 2, 3]},
+    # Ragged, as the model is meant for, but lightly: a guide that loses all
+    # 5 of its cell lines changes the simulation's shape and fails its fit.
+    # At 0.05 that has probability about 2e-6 per simulation (6e-5 at 0.1).
+    "model_a": {"n_cell_lines": 5, "sgrnas_per_gene": [1, 2, 3], "missing_fraction": 0.05},
+    # At mutation frequency 0.5 a gene is mutated in some but not all of its
+    # 5 cell lines with probability 0.94, so nearly every simulation has
+    # zeta_g for 3-4 genes and the mixture's omega and sigma_zeta are tested.
+    "model_b": {"n_cell_lines": 5, "sgrnas_per_gene": [1, 2, 2, 3], "missing_fraction": 0.05,
+                "mutation_frequency": 0.5},
+    # Two lineages of two cell lines: delta_c within a lineage and lambda_l
+    # both exist, and theta_gl has (3 - 1) x (2 - 1) free coordinates.
+    "model_lineage": {"sgrnas_per_gene": [1, 2, 3], "cell_lines_per_lineage": [2, 2], "missing_fraction": 0.0},
 }
 
 #: Sampler settings of the catalogue run: two chains suffice because ranks are

@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.pystanmods-installed
 JOBS   ?= 2
 
-.PHONY: help install models demo test test-slow test-cmdstan bench cmdstan render clean
+.PHONY: help install models demo test test-slow test-cmdstan bench sbc cmdstan render clean
 
 help:
 	@echo "make demo       fit the seed's Model 5 on simulated data and show what was recovered"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-slow  the longer checks kept out of 'make test'"
 	@echo "make models     precompile every model for the current engine"
 	@echo "make bench      speed against PyMC and nutpie (installs the [bench] extra)"
+	@echo "make sbc        simulation-based calibration of every model, 200 simulations each (hours)"
 	@echo "make cmdstan    install CmdStan through cmdstanpy (needs internet)"
 	@echo "make render     re-render stan/*.stan from stan/templates"
 
@@ -44,9 +45,13 @@ test-cmdstan: $(STAMP)
 	PYSTANMODS_ENGINE=cmdstan $(PY) -m pystanmods.cli.main compile --all --jobs $(JOBS)
 	$(PY) -m pytest -ra -m cmdstan
 
+# BENCH_ARGS=--quick gives a smoke run of a few minutes.
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+sbc: models
+	$(PY) examples/sbc_every_model.py --sims 200 --out out/sbc
 
 cmdstan: $(STAMP)
 	$(PY) -m pystanmods.cli.main install-cmdstan

@@ -19,6 +19,7 @@ import pandas as pd
 
 from pystanmods import sbc
 from pystanmods.batch.cluster import dask_client
+from pystanmods.models import get_model
 from pystanmods.sbc.designs import FIT_SETTINGS, designs
 from pystanmods.sbc.report import markdown_table
 
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sims", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("out/sbc"))
     parser.add_argument("--models", nargs="*", help="only these models (default: all with priors)")
+    parser.add_argument("--recommended-only", action="store_true",
+                        help="each model's recommended parameterization only")
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
@@ -37,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with dask_client(None, None, args.workers) as client:
         for design in designs(args.models):
+            if args.recommended_only and design.parameterization != get_model(design.model).recommended \
+                    and get_model(design.model).hierarchical:
+                continue
             start = time.perf_counter()
             result = sbc.run(
                 design.model, args.sims, design.parameterization, sizes=design.sizes, alpha=args.alpha,

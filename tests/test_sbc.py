@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from pystanmods.models import PARAMETERIZATIONS, get_model
+from pystanmods.sbc.designs import FIT_SETTINGS, designs
 
 CATALOGUE = ("model1", "model2", "model3", "model4", "model5", "model5_flat",
              "model_c", "model_a", "model_b", "model_lineage")
@@ -205,23 +206,13 @@ def test_sbc_cli_bad_input_exits_2(tmp_path, capsys) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name, parameterization, sizes",
-    [
-        ("model1", "centered", {}),
-        ("model2", "noncentered", {"n_genes": 3, "n_cell_lines": 10}),
-        ("model2", "centered", {"n_genes": 3, "n_cell_lines": 10}),
-        ("model3", "noncentered", {"n_genes": 2, "n_cell_lines": 4, "n_replicates": 2}),
-        ("model4", "noncentered", {"n_genes": 2, "n_cell_lines": 4, "n_replicates": 2}),
-        ("model5", "noncentered", {"n_cell_lines": 4, "sgrnas_per_gene": (1, 2, 3)}),
-        ("model5_flat", "noncentered", {"n_cell_lines": 4, "sgrnas_per_gene": (1, 2, 3)}),
-    ],
-)
-def test_sbc_every_model_slow(client, tmp_path, name, parameterization, sizes) -> None:
-    """A few hundred simulations per model, outside CI; results in docs/sbc.md."""
+@pytest.mark.parametrize("design", designs(), ids=lambda d: d.label)
+def test_sbc_every_model_slow(client, tmp_path, design) -> None:
+    """200 simulations of every model and parameterization, outside CI; the
+    same run as ``make sbc``, whose results are in docs/sbc.md."""
     from pystanmods import sbc
 
-    result = sbc.run(name, 200, parameterization, client=client, alpha=0.05, sizes=sizes,
-                     out=tmp_path / f"{name}-{parameterization}", progress=False)
+    result = sbc.run(design.model, 200, design.parameterization, client=client, alpha=0.05, sizes=design.sizes,
+                     out=tmp_path / design.label, progress=False, **FIT_SETTINGS)
     print(result.verdict())
     assert result.passed, result.uniformity

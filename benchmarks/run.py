@@ -236,6 +236,9 @@ def write_latest(out: Path) -> Path:
             "![scale curve](scale.png)",
             "",
         ]
+    optimise_md = out / "optimise.md"
+    if optimise_md.exists():
+        text += ["## What the sufficient-statistics rewrite bought (Model 5)", "", optimise_md.read_text()]
     path = out / "latest.md"
     path.write_text("\n".join(text))
     print(f"wrote {path}")
@@ -274,6 +277,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--skip-compare", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--skip-optimise", action="store_true", help="skip the before/after run of the optimisations")
+    parser.add_argument("--optimise-n", type=float, default=1e5, help="rows of the before/after run")
     parser.add_argument("--scale-sizes", nargs="+", type=float, default=[1e4, 1e5, 1e6])
     parser.add_argument("--scale-chains", type=int, default=2)
     parser.add_argument("--scale-warmup", type=int, default=300)
@@ -295,6 +300,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.chains, args.warmup, args.draws = 2, 200, 200
         args.scale_sizes, args.scale_warmup, args.scale_draws = [1e4], 100, 100
+        args.optimise_n = 1e4
     if args.out is None:
         args.out = RESULTS / "quick" if args.quick else RESULTS
     return args
@@ -333,6 +339,14 @@ def main(argv: list[str] | None = None) -> int:
             [int(n) for n in args.scale_sizes], scale_tools, args.scale_chains, args.scale_warmup, args.scale_draws,
             args.cores, args.seed, int(args.big_n), args.big_warmup, args.big_draws, args.timeout, out, meta,
         )
+    if not args.skip_optimise and not args.report_only:
+        from benchmarks import optimise
+
+        result = optimise.run(int(args.optimise_n), 2, args.scale_warmup, args.scale_draws, args.seed)
+        result["meta"] = meta
+        (out / "optimise.json").write_text(json.dumps(result, indent=2, default=str))
+        (out / "optimise.md").write_text(optimise.markdown(result))
+        print(optimise.markdown(result))
     if args.report_only and (out / "scale.json").exists():
         save_scale(out, [], json.loads((out / "scale.json").read_text())["meta"])
     write_latest(out)

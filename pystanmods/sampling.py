@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import os
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -10,6 +13,7 @@ import pandas as pd
 
 from pystanmods.compile.cache import CompiledModel, compile_program
 from pystanmods.engines import Engine, Program, SamplerOptions, get_engine
+from pystanmods.engines.base import Draws
 from pystanmods.models import Model, StanData, get_model
 from pystanmods.stanfit import StanFit
 from pystanmods.stanfit.convert import to_inference_data
@@ -48,8 +52,9 @@ def fit(
     seed: int | None = None,
     *,
     columns: Mapping[str, str] | None = None,
-    compute_log_lik: bool = True,
-    compute_y_rep: bool = True,
+    compute_log_lik: bool | None = None,
+    compute_y_rep: bool | None = None,
+    variables: Sequence[str] | None = None,
     **sampler_options: Any,
 ) -> StanFit:
     """Fit a model of the catalogue to tidy data.
@@ -70,8 +75,16 @@ def fit(
         As in cmdstanpy. Without a seed one is drawn and recorded in the fit.
     columns : mapping, optional
         Canonical column name to the name used in ``data``.
-    compute_log_lik, compute_y_rep : bool
-        Keep pointwise log-likelihoods and replicated data (same compiled program).
+    compute_log_lik, compute_y_rep : bool, optional
+        Keep pointwise log-likelihoods and replicated data (same compiled
+        program). Each costs 8 bytes per observation per kept draw, so the
+        default (None) keeps them unless that exceeds
+        :data:`GENERATED_QUANTITIES_BUDGET` bytes, and warns when it does not.
+        ``True`` keeps them whatever they cost; a prepared ``StanData`` keeps
+        the flags it was prepared with unless they are None here and over budget.
+    variables : sequence of str, optional
+        Keep only these posterior variables (e.g. ``["alpha_s", "sigma"]``);
+        default all. ``log_lik`` and ``y_rep`` follow their own flags.
     **sampler_options
         ``adapt_delta`` (default: the model's, 0.95 for hierarchical models as
         in rstanarm), ``max_treedepth``, ``inits``, ``thin``, ``step_size``,
@@ -84,11 +97,15 @@ def fit(
     model = get_model(model)
     parameterization = model.check_parameterization(parameterization)
     engine = get_engine(engine)
-    stan_data = (
-        data
-        if isinstance(data, StanData)
-        else model.prepare(data, columns, compute_log_lik=compute_log_lik, compute_y_rep=compute_y_rep)
-    )
+    kept_draws = chains * -(-iter_sampling // int(sampler_options.get("thin") or 1))
+    if isinstance(data, StanData):
+        stan_data = data
+        n_obs = int(data.data["N"])
+    else:
+        stan_data = model.prepare(data, columns, compute_log_lik=bool(compute_log_lik is not False),
+                                  compute_y_rep=bool(compute_y_rep is not False))
+        n_obs = int(stan_data.data["N"])
+    stan_data = _within_budget(stan_data, n_obs * kept_draws * 8, compute_log_lik, compute_y_rep)
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**31 - 1))
     if sampler_options.get("adapt_delta") is None and model.adapt_delta is not None:
@@ -98,6 +115,8 @@ def fit(
     )
     compiled = compile_model(model, parameterization, engine)
     draws = engine.sample(compiled.program, compiled.directory, stan_data.data, options)
+    if variables is not None:
+        draws = _keep(draws, variables)
     attrs = {
         "model": model.name,
         "parameterization": parameterization if model.hierarchical else "none",
@@ -117,6 +136,41 @@ def fit(
     }
     idata = to_inference_data(draws, stan_data, model.outcome, attrs)
     return StanFit(idata)
+
+
+#: Bytes that log_lik and y_rep may take together before fit() leaves them out
+#: by default: 2 GiB, a tenth of a 24 GB machine, about 4000 draws of 67,000
+#: observations. Set ``PYSTANMODS_GQ_BUDGET`` (bytes) to change it.
+GENERATED_QUANTITIES_BUDGET = 2 * 1024**3
+
+
+def _within_budget(stan_data: StanData, bytes_each: int, log_lik: bool | None, y_rep: bool | None) -> StanData:
+    """Switch off log_lik and y_rep left at their default when they would not fit the budget."""
+    budget = int(os.environ.get("PYSTANMODS_GQ_BUDGET", GENERATED_QUANTITIES_BUDGET))
+    flags = {"compute_log_lik": log_lik, "compute_y_rep": y_rep}
+    on = [k for k, v in flags.items() if v is not False and int(stan_data.data.get(k, 0))]
+    if not on or bytes_each * len(on) <= budget:
+        return stan_data
+    off = [k for k in on if flags[k] is None]
+    if not off:
+        return stan_data
+    warnings.warn(
+        f"{' and '.join(k.removeprefix('compute_') for k in off)} left out: "
+        f"{bytes_each * len(on) / 1024**3:.1f} GiB of draws for {int(stan_data.data['N']):,} observations "
+        f"exceed the {budget / 1024**3:.1f} GiB budget; pass {'=True, '.join(off)}=True to keep them, "
+        "or thin the draws",
+        stacklevel=3,
+    )
+    return dataclasses.replace(stan_data, data={**stan_data.data, **{k: 0 for k in off}})
+
+
+def _keep(draws: Draws, variables: Sequence[str]) -> Draws:
+    """Draws of ``variables`` (and the pointwise outputs) only."""
+    unknown = sorted(set(variables) - set(draws.variables))
+    if unknown:
+        raise ValueError(f"variables {unknown} are not in the program; it has {sorted(draws.variables)}")
+    kept = {k: v for k, v in draws.variables.items() if k in variables or k in ("log_lik", "y_rep")}
+    return dataclasses.replace(draws, variables=kept)
 
 
 def log_prob(

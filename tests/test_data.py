@@ -63,6 +63,26 @@ def test_output_flags_are_data() -> None:
     assert data["compute_log_lik"] == 0 and data["compute_y_rep"] == 1
 
 
+def test_replicate_rows_collapse_to_their_sufficient_statistics() -> None:
+    frame = psm.get_model("model5").simulate(seed=3, n_cell_lines=5, n_replicates=3, missing_fraction=0.2).data
+    data = psm.get_model("model5").standata(frame)
+    # Three replicate screens: each guide x cell line is one unit of 3 rows.
+    assert data["U"] * 3 == data["N"] and set(data["unit_n"]) == {3.0}
+    grouped = frame.groupby(["sgrna", "cell_line"])["logfc"]
+    np.testing.assert_allclose(np.sort(data["unit_logfc"]), np.sort(grouped.mean().to_numpy()), rtol=1e-12)
+    ss = float(((frame["logfc"] - grouped.transform("mean")) ** 2).sum())
+    assert data["ss_logfc"] == pytest.approx(ss, rel=1e-12)
+    # Units point at the guide and cell line of their rows.
+    units = set(zip(data["unit_sgrna"], data["unit_cell_line"]))
+    assert units == set(zip(data["sgrna"], data["cell_line"]))
+
+
+def test_flat_model_collapses_guides_of_a_gene_too() -> None:
+    frame = psm.get_model("model5_flat").simulate(seed=3, n_cell_lines=4).data
+    data = psm.get_model("model5_flat").standata(frame)
+    assert data["U"] == data["G"] * data["C"] and data["unit_n"].sum() == data["N"]
+
+
 def test_write_stan_json_round_trip(tmp_path) -> None:
     data = psm.get_model("model5").standata(model5_frame())
     path = tmp_path / "data.json"

@@ -63,6 +63,35 @@ def test_log_lik_and_y_rep_can_be_switched_off_without_recompiling() -> None:
     assert fit.attrs["compile_cached"] == 1
 
 
+def test_fit_keeps_only_the_chosen_variables() -> None:
+    simulation = psm.get_model("model2").simulate(seed=1)
+    fit = psm.fit("model2", simulation.data, parameterization="centered", engine="pystan", seed=1,
+                  variables=["alpha_g", "sigma"], compute_y_rep=False, **SHORT)
+    assert set(fit.idata.posterior.data_vars) == {"alpha_g", "sigma"}
+    assert "log_likelihood" in fit.idata.groups()  # log_lik follows its own flag
+    with pytest.raises(ValueError, match="alpha_q"):
+        psm.fit("model2", simulation.data, parameterization="centered", engine="pystan", seed=1,
+                variables=["alpha_q"], **SHORT)
+
+
+def test_pointwise_outputs_over_the_memory_budget_are_left_out_by_default(monkeypatch) -> None:
+    simulation = psm.get_model("model2").simulate(seed=1)
+    n = len(simulation.data)
+    # Just under what log_lik and y_rep of 2 x 300 draws need (8 bytes each).
+    monkeypatch.setenv("PYSTANMODS_GQ_BUDGET", str(2 * n * 600 * 8 - 1))
+    with pytest.warns(UserWarning, match="log_lik and y_rep left out"):
+        fit = psm.fit("model2", simulation.data, parameterization="centered", engine="pystan", seed=1, **SHORT)
+    assert not {"log_likelihood", "posterior_predictive"} & set(fit.idata.groups())
+    # Asked for explicitly, log_lik is kept whatever it costs; y_rep still goes.
+    with pytest.warns(UserWarning, match="y_rep left out"):
+        fit = psm.fit("model2", simulation.data, parameterization="centered", engine="pystan", seed=1,
+                      compute_log_lik=True, **SHORT)
+    assert "log_likelihood" in fit.idata.groups() and "posterior_predictive" not in fit.idata.groups()
+    monkeypatch.setenv("PYSTANMODS_GQ_BUDGET", str(2 * n * 600 * 8))
+    fit = psm.fit("model2", simulation.data, parameterization="centered", engine="pystan", seed=1, **SHORT)
+    assert {"log_likelihood", "posterior_predictive"} <= set(fit.idata.groups())
+
+
 def test_diagnostics_warn_in_plain_words() -> None:
     """A deliberately starved fit (20 warmup iterations, 2 chains of 30 draws) fails
     the ESS check, and the warning says so in words."""

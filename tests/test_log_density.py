@@ -31,8 +31,9 @@ def _small_data(name: str) -> dict:
     model = psm.get_model(name)
     overrides = {"n_cell_lines": 6}
     if name in ("model5", "model5_flat"):
-        # A ragged design makes index errors visible.
-        overrides["missing_fraction"] = 0.2
+        # A ragged design makes index errors visible, and replicates make the
+        # program's sufficient statistics differ from its rows.
+        overrides.update(missing_fraction=0.2, n_replicates=2)
     sim = model.simulate(seed=7, **overrides)
     return model.prepare(sim.data).data
 

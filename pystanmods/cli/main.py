@@ -107,6 +107,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
         _read_table(args.data),
         columns=parse_pairs(args.column, "--column") or None,
         show_progress=not args.quiet,
+        # Unset flags leave fit() to drop log_lik/y_rep that would not fit in memory.
+        compute_log_lik=False if args.no_log_lik else None,
+        compute_y_rep=False if args.no_y_rep else None,
+        variables=args.variables,
         **sampler_options(args),
     )
     print(fit)
@@ -221,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_sampler_arguments(p, chains=4, warmup=1000, sampling=1000, seed=None)
     p.add_argument("--column", action="append", metavar="MAP", help=column_help)
     p.add_argument("--quiet", action="store_true", help="no progress bars and no summary table")
+    p.add_argument("--no-log-lik", action="store_true", help="leave out the pointwise log-likelihood")
+    p.add_argument("--no-y-rep", action="store_true", help="leave out replicated data")
+    p.add_argument("--variables", nargs="+", metavar="NAME", help="keep only these posterior variables")
     p.set_defaults(func=cmd_fit)
 
     p = commands.add_parser("compile", help="precompile models into the cache")

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pystanmods.data import encode, label_column, nested, numeric_column
+from pystanmods.data.sufficient import unit_statistics
 from pystanmods.models.base import Model, Simulation, as_array, labels
 
 #: The seed's fixed sgRNA effects: 5 genes with 1, 2, 3, 4 and 5 guides.
@@ -140,6 +141,7 @@ class Model5(Model):
 
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
         data, coords = guide_structure(frame)
+        data.update(unit_statistics({"sgrna": data["sgrna"], "cell_line": data["cell_line"]}, data["logfc"]))
         return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
 
     def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:
@@ -245,6 +247,8 @@ class Model5Flat(Model):
             "cell_line": cell.codes,
             "logfc": numeric_column(frame, "logfc"),
         }
+        # Guides of a gene share its mean here, so they collapse with the replicates.
+        data.update(unit_statistics({"gene": data["gene"], "cell_line": data["cell_line"]}, data["logfc"]))
         coords = {"gene": gene.labels, "cell_line": cell.labels, "cell_line_free": cell.labels[1:]}
         return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,12 +64,16 @@ def plot_variable(result: SBCResult, variable: str, directory: Path) -> list[Pat
     fig, axes = _grid(len(parameters))
     for ax, parameter in zip(axes, parameters):
         u = ranks.loc[ranks["parameter"] == parameter, "u"].to_numpy()
-        az.plot_ecdf(
-            np.array(u), cdf=stats.uniform(0, 1).cdf, difference=True, confidence_bands=True,
-            ci_prob=1 - result.alpha, ax=ax, random_state=0,
-            # A fixed grid on [0, 1], so every panel's band covers the same points.
-            eval_points=np.linspace(0.0, 1.0, 101),
-        )
+        with warnings.catch_warnings():
+            # u is continuous by construction (a randomised PIT), which is
+            # what ArviZ assumes for its bands and warns about.
+            warnings.filterwarnings("ignore", message="Assuming variable is continuous")
+            az.plot_ecdf(
+                np.array(u), cdf=stats.uniform(0, 1).cdf, difference=True, confidence_bands=True,
+                ci_prob=1 - result.alpha, ax=ax, random_state=0,
+                # A fixed grid on [0, 1], so every panel's band covers the same points.
+                eval_points=np.linspace(0.0, 1.0, 101),
+            )
         ax.set_title(parameter, fontsize=9)
         ax.set_xlabel("normalised rank u", fontsize=8)
     fig.suptitle(

@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sims", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("out/sbc"))
     parser.add_argument("--models", nargs="*", help="only these models (default: all with priors)")
-    parser.add_argument("--recommended-only", action="store_true",
-                        help="each model's recommended parameterization only")
+    parser.add_argument("--parameterization", choices=("both", "centered", "noncentered", "recommended"),
+                        default="both", help="which programs of the hierarchical models (default both)")
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with dask_client(None, None, args.workers) as client:
         for design in designs(args.models):
-            if args.recommended_only and design.parameterization != get_model(design.model).recommended \
-                    and get_model(design.model).hierarchical:
+            model = get_model(design.model)
+            wanted = model.recommended if args.parameterization == "recommended" else args.parameterization
+            if model.hierarchical and wanted != "both" and design.parameterization != wanted:
                 continue
             start = time.perf_counter()
             result = sbc.run(

@@ -139,8 +139,8 @@ def fit(
 
 
 #: Bytes that log_lik and y_rep may take together before fit() leaves them out
-#: by default: 2 GiB, a tenth of a 24 GB machine, about 4000 draws of 67,000
-#: observations. Set ``PYSTANMODS_GQ_BUDGET`` (bytes) to change it.
+#: by default: 2 GiB, a tenth of a 24 GB machine: both for 4000 draws of about
+#: 33,000 observations. Set ``PYSTANMODS_GQ_BUDGET`` (bytes) to change it.
 GENERATED_QUANTITIES_BUDGET = 2 * 1024**3
 
 

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                 "retried": d["retried"],
                 "fits_with_divergences": d["with_divergences"],
                 "fits_rhat_over_1.01": d["rhat_over_1.01"],
-                "median_min_ess_bulk": round(d["median_min_ess_bulk"]),
+                "median_min_ess_bulk": round(d["median_min_ess_bulk"], 0),
                 "scalars": len(result.uniformity),
                 "min_p_holm": float(result.uniformity["p_holm"].min()) if len(result.uniformity) else float("nan"),
                 "verdict": "PASS" if result.passed else ("FAIL: " + ", ".join(result.flagged) if result.flagged

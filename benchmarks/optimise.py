@@ -2,21 +2,31 @@
 
 On one DepMap-like data set (genes x ~4 guides x cell lines x replicate
 screens, rows per guide x replicate, as the DepMap preparation gives them),
-the same posterior is sampled three ways:
+the same posterior is sampled four ways:
 
-``rows`` (before)
-    The program as it was before the rewrite (``benchmarks/stan/model5_centered_rows.stan``):
-    one likelihood term per row, rows in the order the simulator writes them
-    (sorted by guide).
+``rows (before)``
+    The program as it was before the rewrites
+    (``benchmarks/stan/model5_centered_rows.stan``): one likelihood term per
+    row, rows in the order the simulator writes them (sorted by guide).
 ``rows, shuffled``
     The same program with the rows in random order: what memory locality is
     worth, since every gather ``alpha_s[sgrna]`` then jumps.
-``units`` (after)
-    ``stan/model5_centered.stan``: one term per guide x cell line through the
-    sufficient statistics of its replicate rows, units sorted by guide.
+``units, vectorised``
+    One normal term per guide x cell-line unit through the sufficient
+    statistics of its replicate rows (``benchmarks/stan/model5_centered_units.stan``).
+``quadratic form (after)``
+    ``stan/model5_centered.stan``: the same statistics with the square
+    expanded, so that the only per-unit work is one sparse product with data
+    values.
 
-All three share data, seed, chains, warmup and draws; seconds per leapfrog
-step is the gradient's cost under the same load, ESS/s the end-to-end gain.
+Two figures per variant, all in interleaved rounds so that a change in the
+machine's load falls on every variant:
+
+- **gradient**: a run with a fixed tiny step and tree depth 6 (63 leapfrog
+  steps, so 63 gradients, per iteration; no warmup) timed per gradient: the
+  log density's cost alone, the same number of evaluations for every variant;
+- **adaptive fit**: ordinary NUTS (warmup and draws) for ms per leapfrog,
+  min bulk ESS and ESS/s, the end-to-end gain.
 """
 
 from __future__ import annotations
@@ -33,9 +43,15 @@ import numpy as np
 from benchmarks.metrics import free_parameter_summary, stan_parameter_names
 
 BEFORE_PROGRAM = Path(__file__).parent / "stan" / "model5_centered_rows.stan"
+UNITS_PROGRAM = Path(__file__).parent / "stan" / "model5_centered_units.stan"
 #: Replicate screens per cell line: DepMap's median is 2 (86 replicates of 42
 #: screens in the shared sample release).
 REPLICATES = 2
+
+
+#: Fixed-trajectory timing: iterations, tree depth and a step small enough
+#: that no trajectory turns back, so each iteration takes 2^depth - 1 steps.
+GRADIENT_ITERATIONS, GRADIENT_DEPTH, GRADIENT_STEP = 20, 6, 1e-5
 
 
 @dataclass
@@ -44,6 +60,7 @@ class Variant:
 
     name: str
     terms: int = 0
+    us_per_gradient: float = math.nan
     sampling_seconds: float = math.nan
     leapfrog_per_chain: float = math.nan
     ms_per_leapfrog: float = math.nan
@@ -68,6 +85,21 @@ def simulate(n_target: int, seed: int) -> Any:
         seed=seed, n_cell_lines=n_cells, sgrnas_per_gene=tuple(int(k) for k in per_gene),
         missing_fraction=scale.MISSING_FRACTION, n_replicates=REPLICATES, alpha_s=None,
     )
+
+
+def _gradient_us(program: Any, data: dict[str, Any], seed: int) -> float:
+    """Microseconds per log-density gradient, from a fixed-trajectory run."""
+    from pystanmods.compile.cache import compile_program
+    from pystanmods.engines import get_engine
+    from pystanmods.engines.options import SamplerOptions
+
+    engine = get_engine("pystan")
+    compiled = compile_program(program, engine, quiet=True)
+    options = SamplerOptions(chains=2, iter_warmup=0, iter_sampling=GRADIENT_ITERATIONS, seed=seed,
+                             step_size=GRADIENT_STEP, max_treedepth=GRADIENT_DEPTH, show_progress=False)
+    draws = engine.sample(compiled.program, compiled.directory, data, options)
+    steps = np.asarray(draws.sample_stats["n_steps"]).sum() / options.chains
+    return 1e6 * draws.sampling_seconds / steps
 
 
 def _sample(program: Any, data: dict[str, Any], options: Any, name: str, terms: int) -> Variant:
@@ -114,10 +146,12 @@ def run(n_target: int = 100_000, chains: int = 2, warmup: int = 300, draws: int 
     order = np.random.default_rng(seed).permutation(int(after["N"]))
     shuffled = {**before, **{k: np.asarray(before[k])[order] for k in ("sgrna", "cell_line", "logfc")}}
     started = time.strftime("%Y-%m-%d %H:%M:%S")
+    units_program = Program("model5_centered_units", UNITS_PROGRAM.read_text(), engine.default_compile_options())
     setups = [
         (before_program, before, "rows (before)", int(after["N"])),
         (before_program, shuffled, "rows, shuffled", int(after["N"])),
-        (program_for(model, "centered", engine), after, "units (after)", int(after["U"])),
+        (units_program, after, "units, vectorised", int(after["U"])),
+        (program_for(model, "centered", engine), after, "quadratic form (after)", int(after["U"])),
     ]
     # Rounds interleave the variants, so that a change in the machine's load
     # falls on all of them; each variant's figures are its medians over rounds.
@@ -125,7 +159,9 @@ def run(n_target: int = 100_000, chains: int = 2, warmup: int = 300, draws: int 
     for r in range(rounds):
         round_options = dataclasses.replace(options, seed=seed + r)
         for program, data, name, terms in setups:
-            runs[name].append(_sample(program, data, round_options, name, terms))
+            variant = _sample(program, data, round_options, name, terms)
+            variant.us_per_gradient = _gradient_us(program, data, seed + r)
+            runs[name].append(variant)
     variants = [_median(runs[name]) for _, _, name, _ in setups]
     base = variants[0]
     return {
@@ -135,6 +171,7 @@ def run(n_target: int = 100_000, chains: int = 2, warmup: int = 300, draws: int 
         "chains": chains, "warmup": warmup, "draws": draws, "seed": seed, "rounds": rounds,
         "variants": [asdict(v) for v in variants],
         "runs": {name: [asdict(v) for v in vs] for name, vs in runs.items()},
+        "speedup_per_gradient": {v.name: base.us_per_gradient / v.us_per_gradient for v in variants},
         "speedup_per_leapfrog": {v.name: base.ms_per_leapfrog / v.ms_per_leapfrog for v in variants},
         "ess_per_second_ratio": {v.name: v.ess_per_second / base.ess_per_second for v in variants},
     }
@@ -143,7 +180,8 @@ def run(n_target: int = 100_000, chains: int = 2, warmup: int = 300, draws: int 
 def _median(runs: list[Variant]) -> Variant:
     """Per-field medians of one variant's rounds (divergences summed)."""
     out = Variant(runs[0].name, terms=runs[0].terms, compile_seconds=runs[0].compile_seconds)
-    for name in ("sampling_seconds", "leapfrog_per_chain", "ms_per_leapfrog", "min_ess_bulk", "ess_per_second"):
+    for name in ("us_per_gradient", "sampling_seconds", "leapfrog_per_chain", "ms_per_leapfrog", "min_ess_bulk",
+                 "ess_per_second"):
         setattr(out, name, float(np.median([getattr(v, name) for v in runs])))
     out.max_rhat = max(v.max_rhat for v in runs)
     out.divergences = sum(v.divergences for v in runs)
@@ -157,15 +195,18 @@ def markdown(result: dict[str, Any]) -> str:
         f"({result['genes']} genes, {result['sgrnas']} guides, {result['cell_lines']} cell lines, "
         f"{result['replicates']} replicate screens); {result['chains']} chains x {result['warmup']} + "
         f"{result['draws']}, adapt_delta 0.8, seeds {result['seed']}..{result['seed'] + result['rounds'] - 1}: "
-        f"{result['rounds']} interleaved rounds, medians shown (divergences summed, R-hat the largest); "
+        f"{result['rounds']} interleaved rounds, medians shown (divergences summed, R-hat the largest). "
+        f"Gradient: {GRADIENT_ITERATIONS} iterations of {2**GRADIENT_DEPTH - 1} fixed leapfrog steps per chain; "
         f"run started {result['started']}.\n\n"
     )
-    lines = ["| variant | likelihood terms | ms per leapfrog | speed-up per leapfrog | steps per chain | "
-             "sampling s | min bulk ESS | ESS/s | ESS/s ratio | max R-hat | divergences |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| variant | likelihood terms | µs per gradient | speed-up per gradient | ms per leapfrog (NUTS) | "
+             "speed-up per leapfrog | steps per chain | sampling s | min bulk ESS | ESS/s | ESS/s ratio | "
+             "max R-hat | divergences |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for v in result["variants"]:
         lines.append(
-            f"| {v['name']} | {v['terms']:,} | {v['ms_per_leapfrog']:.2f} | "
+            f"| {v['name']} | {v['terms']:,} | {v['us_per_gradient']:.0f} | "
+            f"{result['speedup_per_gradient'][v['name']]:.2f}x | {v['ms_per_leapfrog']:.2f} | "
             f"{result['speedup_per_leapfrog'][v['name']]:.2f}x | {v['leapfrog_per_chain']:.0f} | "
             f"{v['sampling_seconds']:.1f} | {v['min_ess_bulk']:.0f} | {v['ess_per_second']:.2f} | "
             f"{result['ess_per_second_ratio'][v['name']]:.2f}x | {v['max_rhat']:.4f} | {v['divergences']} |"

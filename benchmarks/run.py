@@ -278,7 +278,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-compare", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-optimise", action="store_true", help="skip the before/after run of the optimisations")
-    parser.add_argument("--optimise-n", type=float, default=1e5, help="rows of the before/after run")
+    parser.add_argument("--optimise-n", type=float, default=3e4, help="rows of the before/after run")
+    parser.add_argument("--optimise-rounds", type=int, default=2, help="interleaved rounds of the before/after run")
     parser.add_argument("--scale-sizes", nargs="+", type=float, default=[1e4, 1e5, 1e6])
     parser.add_argument("--scale-chains", type=int, default=2)
     parser.add_argument("--scale-warmup", type=int, default=300)
@@ -300,7 +301,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.chains, args.warmup, args.draws = 2, 200, 200
         args.scale_sizes, args.scale_warmup, args.scale_draws = [1e4], 100, 100
-        args.optimise_n = 1e4
+        args.optimise_n, args.optimise_rounds = 1e4, 1
     if args.out is None:
         args.out = RESULTS / "quick" if args.quick else RESULTS
     return args
@@ -342,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_optimise and not args.report_only:
         from benchmarks import optimise
 
-        result = optimise.run(int(args.optimise_n), 2, args.scale_warmup, args.scale_draws, args.seed)
+        result = optimise.run(int(args.optimise_n), 2, args.scale_warmup, args.scale_draws, args.seed,
+                              args.optimise_rounds)
         result["meta"] = meta
         (out / "optimise.json").write_text(json.dumps(result, indent=2, default=str))
         (out / "optimise.md").write_text(optimise.markdown(result))

@@ -177,6 +177,24 @@ def run(n_target: int = 100_000, chains: int = 2, warmup: int = 300, draws: int 
     }
 
 
+def gradient_at_scale(n_target: int = 1_000_000, seed: int = 11) -> dict[str, Any]:
+    """µs per gradient of the program before the rewrites and the shipped one
+    at ``n_target`` rows: the cost that decides a DepMap-scale fit."""
+    import pystanmods
+    from pystanmods.engines.base import Program
+    from pystanmods.sampling import program_for
+
+    model = pystanmods.get_model("model5")
+    engine = pystanmods.engines.get_engine("pystan")
+    after = model.prepare(simulate(n_target, seed).data, compute_log_lik=False, compute_y_rep=False).data
+    row_keys = ("N", "G", "C", "S", "sgrna", "sgrna_gene", "cell_line", "logfc", "compute_log_lik", "compute_y_rep")
+    before_program = Program("model5_centered_rows", BEFORE_PROGRAM.read_text(), engine.default_compile_options())
+    before_us = _gradient_us(before_program, {k: after[k] for k in row_keys}, seed)
+    after_us = _gradient_us(program_for(model, "centered", engine), after, seed)
+    return {"n_obs": int(after["N"]), "units": int(after["U"]), "sgrnas": int(after["S"]),
+            "us_per_gradient_before": before_us, "us_per_gradient_after": after_us, "speedup": before_us / after_us}
+
+
 def _median(runs: list[Variant]) -> Variant:
     """Per-field medians of one variant's rounds (divergences summed)."""
     out = Variant(runs[0].name, terms=runs[0].terms, compile_seconds=runs[0].compile_seconds)
@@ -211,4 +229,9 @@ def markdown(result: dict[str, Any]) -> str:
             f"{v['sampling_seconds']:.1f} | {v['min_ess_bulk']:.0f} | {v['ess_per_second']:.2f} | "
             f"{result['ess_per_second_ratio'][v['name']]:.2f}x | {v['max_rhat']:.4f} | {v['divergences']} |"
         )
+    big = result.get("at_scale")
+    if big:
+        lines += ["", f"At {big['n_obs']:,} rows ({big['units']:,} units, {big['sgrnas']:,} guides), fixed-trajectory "
+                  f"gradient: {big['us_per_gradient_before'] / 1e3:.1f} ms before, {big['us_per_gradient_after'] / 1e3:.2f} ms "
+                  f"after, {big['speedup']:.1f}x."]
     return head + "\n".join(lines) + "\n"

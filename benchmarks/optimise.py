@@ -19,14 +19,10 @@ the same posterior is sampled four ways:
     expanded, so that the only per-unit work is one sparse product with data
     values.
 
-Two figures per variant, all in interleaved rounds so that a change in the
-machine's load falls on every variant:
-
-- **gradient**: a run with a fixed tiny step and tree depth 6 (63 leapfrog
-  steps, so 63 gradients, per iteration; no warmup) timed per gradient: the
-  log density's cost alone, the same number of evaluations for every variant;
-- **adaptive fit**: ordinary NUTS (warmup and draws) for ms per leapfrog,
-  min bulk ESS and ESS/s, the end-to-end gain.
+Each variant gets the same NUTS run (warmup and draws), in interleaved rounds
+so that a change in the machine's load falls on every variant: wall time per
+leapfrog step is the gradient's cost plus the sampler's own work, and min
+bulk ESS per second the end-to-end gain.
 """
 
 from __future__ import annotations
@@ -49,18 +45,12 @@ UNITS_PROGRAM = Path(__file__).parent / "stan" / "model5_centered_units.stan"
 REPLICATES = 2
 
 
-#: Fixed-trajectory timing: iterations, tree depth and a step small enough
-#: that no trajectory turns back, so each iteration takes 2^depth - 1 steps.
-GRADIENT_ITERATIONS, GRADIENT_DEPTH, GRADIENT_STEP = 20, 6, 1e-5
-
-
 @dataclass
 class Variant:
     """One way of sampling the same posterior."""
 
     name: str
     terms: int = 0
-    us_per_gradient: float = math.nan
     sampling_seconds: float = math.nan
     leapfrog_per_chain: float = math.nan
     ms_per_leapfrog: float = math.nan
@@ -85,21 +75,6 @@ def simulate(n_target: int, seed: int) -> Any:
         seed=seed, n_cell_lines=n_cells, sgrnas_per_gene=tuple(int(k) for k in per_gene),
         missing_fraction=scale.MISSING_FRACTION, n_replicates=REPLICATES, alpha_s=None,
     )
-
-
-def _gradient_us(program: Any, data: dict[str, Any], seed: int) -> float:
-    """Microseconds per log-density gradient, from a fixed-trajectory run."""
-    from pystanmods.compile.cache import compile_program
-    from pystanmods.engines import get_engine
-    from pystanmods.engines.options import SamplerOptions
-
-    engine = get_engine("pystan")
-    compiled = compile_program(program, engine, quiet=True)
-    options = SamplerOptions(chains=2, iter_warmup=0, iter_sampling=GRADIENT_ITERATIONS, seed=seed,
-                             step_size=GRADIENT_STEP, max_treedepth=GRADIENT_DEPTH, show_progress=False)
-    draws = engine.sample(compiled.program, compiled.directory, data, options)
-    steps = np.asarray(draws.sample_stats["n_steps"]).sum() / options.chains
-    return 1e6 * draws.sampling_seconds / steps
 
 
 def _sample(program: Any, data: dict[str, Any], options: Any, name: str, terms: int) -> Variant:
@@ -128,7 +103,7 @@ def _sample(program: Any, data: dict[str, Any], options: Any, name: str, terms: 
 
 def run(n_target: int = 100_000, chains: int = 2, warmup: int = 300, draws: int = 300, seed: int = 11,
         rounds: int = 3) -> dict[str, Any]:
-    """Sample the three variants and return their figures and the ratios."""
+    """Sample the four variants and return their figures and the ratios."""
     import pystanmods
     from pystanmods.engines.base import Program
     from pystanmods.engines.options import SamplerOptions
@@ -140,28 +115,15 @@ def run(n_target: int = 100_000, chains: int = 2, warmup: int = 300, draws: int 
     options = SamplerOptions(chains=chains, iter_warmup=warmup, iter_sampling=draws, seed=seed,
                              adapt_delta=0.8, show_progress=False)
     engine = pystanmods.engines.get_engine("pystan")
-    before_program = Program("model5_centered_rows", BEFORE_PROGRAM.read_text(), engine.default_compile_options())
-    row_keys = ("N", "G", "C", "S", "sgrna", "sgrna_gene", "cell_line", "logfc", "compute_log_lik", "compute_y_rep")
-    before = {k: after[k] for k in row_keys}
-    order = np.random.default_rng(seed).permutation(int(after["N"]))
-    shuffled = {**before, **{k: np.asarray(before[k])[order] for k in ("sgrna", "cell_line", "logfc")}}
     started = time.strftime("%Y-%m-%d %H:%M:%S")
-    units_program = Program("model5_centered_units", UNITS_PROGRAM.read_text(), engine.default_compile_options())
-    setups = [
-        (before_program, before, "rows (before)", int(after["N"])),
-        (before_program, shuffled, "rows, shuffled", int(after["N"])),
-        (units_program, after, "units, vectorised", int(after["U"])),
-        (program_for(model, "centered", engine), after, "quadratic form (after)", int(after["U"])),
-    ]
+    setups = _setups(model, engine, after, seed, Program, program_for)
     # Rounds interleave the variants, so that a change in the machine's load
     # falls on all of them; each variant's figures are its medians over rounds.
     runs: dict[str, list[Variant]] = {name: [] for _, _, name, _ in setups}
     for r in range(rounds):
         round_options = dataclasses.replace(options, seed=seed + r)
         for program, data, name, terms in setups:
-            variant = _sample(program, data, round_options, name, terms)
-            variant.us_per_gradient = _gradient_us(program, data, seed + r)
-            runs[name].append(variant)
+            runs[name].append(_sample(program, data, round_options, name, terms))
     variants = [_median(runs[name]) for _, _, name, _ in setups]
     base = variants[0]
     return {
@@ -171,35 +133,31 @@ def run(n_target: int = 100_000, chains: int = 2, warmup: int = 300, draws: int 
         "chains": chains, "warmup": warmup, "draws": draws, "seed": seed, "rounds": rounds,
         "variants": [asdict(v) for v in variants],
         "runs": {name: [asdict(v) for v in vs] for name, vs in runs.items()},
-        "speedup_per_gradient": {v.name: base.us_per_gradient / v.us_per_gradient for v in variants},
         "speedup_per_leapfrog": {v.name: base.ms_per_leapfrog / v.ms_per_leapfrog for v in variants},
         "ess_per_second_ratio": {v.name: v.ess_per_second / base.ess_per_second for v in variants},
     }
 
 
-def gradient_at_scale(n_target: int = 1_000_000, seed: int = 11) -> dict[str, Any]:
-    """µs per gradient of the program before the rewrites and the shipped one
-    at ``n_target`` rows: the cost that decides a DepMap-scale fit."""
-    import pystanmods
-    from pystanmods.engines.base import Program
-    from pystanmods.sampling import program_for
-
-    model = pystanmods.get_model("model5")
-    engine = pystanmods.engines.get_engine("pystan")
-    after = model.prepare(simulate(n_target, seed).data, compute_log_lik=False, compute_y_rep=False).data
+def _setups(model: Any, engine: Any, after: dict[str, Any], seed: int, program_type: Any, program_for: Any) -> list:
+    """(program, data, name, likelihood terms) of the four variants."""
+    before_program = program_type("model5_centered_rows", BEFORE_PROGRAM.read_text(), engine.default_compile_options())
+    units_program = program_type("model5_centered_units", UNITS_PROGRAM.read_text(), engine.default_compile_options())
     row_keys = ("N", "G", "C", "S", "sgrna", "sgrna_gene", "cell_line", "logfc", "compute_log_lik", "compute_y_rep")
-    before_program = Program("model5_centered_rows", BEFORE_PROGRAM.read_text(), engine.default_compile_options())
-    before_us = _gradient_us(before_program, {k: after[k] for k in row_keys}, seed)
-    after_us = _gradient_us(program_for(model, "centered", engine), after, seed)
-    return {"n_obs": int(after["N"]), "units": int(after["U"]), "sgrnas": int(after["S"]),
-            "us_per_gradient_before": before_us, "us_per_gradient_after": after_us, "speedup": before_us / after_us}
+    before = {k: after[k] for k in row_keys}
+    order = np.random.default_rng(seed).permutation(int(after["N"]))
+    shuffled = {**before, **{k: np.asarray(before[k])[order] for k in ("sgrna", "cell_line", "logfc")}}
+    return [
+        (before_program, before, "rows (before)", int(after["N"])),
+        (before_program, shuffled, "rows, shuffled", int(after["N"])),
+        (units_program, after, "units, vectorised", int(after["U"])),
+        (program_for(model, "centered", engine), after, "quadratic form (after)", int(after["U"])),
+    ]
 
 
 def _median(runs: list[Variant]) -> Variant:
     """Per-field medians of one variant's rounds (divergences summed)."""
     out = Variant(runs[0].name, terms=runs[0].terms, compile_seconds=runs[0].compile_seconds)
-    for name in ("us_per_gradient", "sampling_seconds", "leapfrog_per_chain", "ms_per_leapfrog", "min_ess_bulk",
-                 "ess_per_second"):
+    for name in ("sampling_seconds", "leapfrog_per_chain", "ms_per_leapfrog", "min_ess_bulk", "ess_per_second"):
         setattr(out, name, float(np.median([getattr(v, name) for v in runs])))
     out.max_rhat = max(v.max_rhat for v in runs)
     out.divergences = sum(v.divergences for v in runs)
@@ -214,24 +172,17 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['replicates']} replicate screens); {result['chains']} chains x {result['warmup']} + "
         f"{result['draws']}, adapt_delta 0.8, seeds {result['seed']}..{result['seed'] + result['rounds'] - 1}: "
         f"{result['rounds']} interleaved rounds, medians shown (divergences summed, R-hat the largest). "
-        f"Gradient: {GRADIENT_ITERATIONS} iterations of {2**GRADIENT_DEPTH - 1} fixed leapfrog steps per chain; "
-        f"run started {result['started']}.\n\n"
+        f"Run started {result['started']}.\n\n"
     )
-    lines = ["| variant | likelihood terms | µs per gradient | speed-up per gradient | ms per leapfrog (NUTS) | "
+    lines = ["| variant | likelihood terms | ms per leapfrog (NUTS) | "
              "speed-up per leapfrog | steps per chain | sampling s | min bulk ESS | ESS/s | ESS/s ratio | "
              "max R-hat | divergences |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for v in result["variants"]:
         lines.append(
-            f"| {v['name']} | {v['terms']:,} | {v['us_per_gradient']:.0f} | "
-            f"{result['speedup_per_gradient'][v['name']]:.2f}x | {v['ms_per_leapfrog']:.2f} | "
+            f"| {v['name']} | {v['terms']:,} | {v['ms_per_leapfrog']:.2f} | "
             f"{result['speedup_per_leapfrog'][v['name']]:.2f}x | {v['leapfrog_per_chain']:.0f} | "
             f"{v['sampling_seconds']:.1f} | {v['min_ess_bulk']:.0f} | {v['ess_per_second']:.2f} | "
             f"{result['ess_per_second_ratio'][v['name']]:.2f}x | {v['max_rhat']:.4f} | {v['divergences']} |"
         )
-    big = result.get("at_scale")
-    if big:
-        lines += ["", f"At {big['n_obs']:,} rows ({big['units']:,} units, {big['sgrnas']:,} guides), fixed-trajectory "
-                  f"gradient: {big['us_per_gradient_before'] / 1e3:.1f} ms before, {big['us_per_gradient_after'] / 1e3:.2f} ms "
-                  f"after, {big['speedup']:.1f}x."]
     return head + "\n".join(lines) + "\n"

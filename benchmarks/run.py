@@ -280,7 +280,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-optimise", action="store_true", help="skip the before/after run of the optimisations")
     parser.add_argument("--optimise-n", type=float, default=3e4, help="rows of the before/after run")
     parser.add_argument("--optimise-rounds", type=int, default=2, help="interleaved rounds of the before/after run")
-    parser.add_argument("--optimise-big-n", type=float, default=1e6, help="rows of the gradient-only before/after (0: skip)")
     parser.add_argument("--scale-sizes", nargs="+", type=float, default=[1e4, 1e5, 1e6])
     parser.add_argument("--scale-chains", type=int, default=2)
     parser.add_argument("--scale-warmup", type=int, default=300)
@@ -302,7 +301,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.chains, args.warmup, args.draws = 2, 200, 200
         args.scale_sizes, args.scale_warmup, args.scale_draws = [1e4], 100, 100
-        args.optimise_n, args.optimise_rounds, args.optimise_big_n = 1e4, 1, 0
+        args.optimise_n, args.optimise_rounds = 1e4, 1
     if args.out is None:
         args.out = RESULTS / "quick" if args.quick else RESULTS
     return args
@@ -346,8 +345,6 @@ def main(argv: list[str] | None = None) -> int:
 
         result = optimise.run(int(args.optimise_n), 2, args.scale_warmup, args.scale_draws, args.seed,
                               args.optimise_rounds)
-        if args.optimise_big_n:
-            result["at_scale"] = optimise.gradient_at_scale(int(args.optimise_big_n), args.seed)
         result["meta"] = meta
         (out / "optimise.json").write_text(json.dumps(result, indent=2, default=str))
         (out / "optimise.md").write_text(optimise.markdown(result))

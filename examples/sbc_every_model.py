@@ -34,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--iter-warmup", type=int, default=FIT_SETTINGS["iter_warmup"])
+    parser.add_argument("--iter-sampling", type=int, default=FIT_SETTINGS["iter_sampling"])
     args = parser.parse_args(argv)
+    settings = {**FIT_SETTINGS, "iter_warmup": args.iter_warmup, "iter_sampling": args.iter_sampling}
 
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -47,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             result = sbc.run(
                 design.model, args.sims, design.parameterization, sizes=design.sizes, alpha=args.alpha,
-                seed=args.seed, client=client, out=args.out / design.label, progress=False, **FIT_SETTINGS,
+                seed=args.seed, client=client, out=args.out / design.label, progress=False, **settings,
             )
             d = result.diagnostics_summary()
             rows.append({
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             summary.to_csv(args.out / "summary.csv", index=False)
             (args.out / "summary.md").write_text(
                 f"SBC of every model: {args.sims} simulations each, seed {args.seed}, family-wise alpha "
-                f"{args.alpha} (Holm), sampler {FIT_SETTINGS}.\n\n" + markdown_table(summary) + "\n"
+                f"{args.alpha} (Holm), sampler {settings}.\n\n" + markdown_table(summary) + "\n"
             )
     return 0 if all(row["verdict"] == "PASS" for row in rows) else 1
 

@@ -98,14 +98,13 @@ def fit(
     parameterization = model.check_parameterization(parameterization)
     engine = get_engine(engine)
     kept_draws = chains * -(-iter_sampling // int(sampler_options.get("thin") or 1))
-    if isinstance(data, StanData):
-        stan_data = data
-        n_obs = int(data.data["N"])
-    else:
-        stan_data = model.prepare(data, columns, compute_log_lik=bool(compute_log_lik is not False),
-                                  compute_y_rep=bool(compute_y_rep is not False))
-        n_obs = int(stan_data.data["N"])
-    stan_data = _within_budget(stan_data, n_obs * kept_draws * 8, compute_log_lik, compute_y_rep)
+    stan_data = (
+        data
+        if isinstance(data, StanData)
+        else model.prepare(data, columns, compute_log_lik=compute_log_lik is not False,
+                           compute_y_rep=compute_y_rep is not False)
+    )
+    stan_data = _within_budget(stan_data, kept_draws, compute_log_lik, compute_y_rep)
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**31 - 1))
     if sampler_options.get("adapt_delta") is None and model.adapt_delta is not None:
@@ -144,8 +143,9 @@ def fit(
 GENERATED_QUANTITIES_BUDGET = 2 * 1024**3
 
 
-def _within_budget(stan_data: StanData, bytes_each: int, log_lik: bool | None, y_rep: bool | None) -> StanData:
+def _within_budget(stan_data: StanData, kept_draws: int, log_lik: bool | None, y_rep: bool | None) -> StanData:
     """Switch off log_lik and y_rep left at their default when they would not fit the budget."""
+    bytes_each = int(stan_data.data["N"]) * kept_draws * 8
     budget = int(os.environ.get("PYSTANMODS_GQ_BUDGET", GENERATED_QUANTITIES_BUDGET))
     flags = {"compute_log_lik": log_lik, "compute_y_rep": y_rep}
     on = [k for k, v in flags.items() if v is not False and int(stan_data.data.get(k, 0))]

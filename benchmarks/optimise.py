@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import scale
 from benchmarks.metrics import free_parameter_summary, stan_parameter_names
 
 BEFORE_PROGRAM = Path(__file__).parent / "stan" / "model5_centered_rows.stan"
@@ -59,22 +60,6 @@ class Variant:
     max_rhat: float = math.nan
     divergences: int = 0
     compile_seconds: float = math.nan
-
-
-def simulate(n_target: int, seed: int) -> Any:
-    """Model 5 data of about ``n_target`` rows with replicate screens."""
-    from benchmarks import scale
-
-    import pystanmods
-
-    rng = np.random.default_rng(seed)
-    n_cells = scale.cell_lines_for(n_target)
-    genes = max(2, round(n_target / (4 * n_cells * REPLICATES * (1 - scale.MISSING_FRACTION))))
-    per_gene = rng.choice(scale.GUIDES, size=genes, p=scale.GUIDE_WEIGHTS)
-    return pystanmods.get_model("model5").simulate(
-        seed=seed, n_cell_lines=n_cells, sgrnas_per_gene=tuple(int(k) for k in per_gene),
-        missing_fraction=scale.MISSING_FRACTION, n_replicates=REPLICATES, alpha_s=None,
-    )
 
 
 def _sample(program: Any, data: dict[str, Any], options: Any, name: str, terms: int) -> Variant:
@@ -105,18 +90,16 @@ def run(n_target: int = 100_000, chains: int = 2, warmup: int = 300, draws: int 
         rounds: int = 3) -> dict[str, Any]:
     """Sample the four variants and return their figures and the ratios."""
     import pystanmods
-    from pystanmods.engines.base import Program
     from pystanmods.engines.options import SamplerOptions
-    from pystanmods.sampling import program_for
 
     model = pystanmods.get_model("model5")
-    simulation = simulate(n_target, seed)
+    simulation = scale.simulate(n_target, seed, REPLICATES)
     after = model.prepare(simulation.data, compute_log_lik=False, compute_y_rep=False).data
     options = SamplerOptions(chains=chains, iter_warmup=warmup, iter_sampling=draws, seed=seed,
                              adapt_delta=0.8, show_progress=False)
     engine = pystanmods.engines.get_engine("pystan")
     started = time.strftime("%Y-%m-%d %H:%M:%S")
-    setups = _setups(model, engine, after, seed, Program, program_for)
+    setups = _setups(model, engine, after, seed)
     # Rounds interleave the variants, so that a change in the machine's load
     # falls on all of them; each variant's figures are its medians over rounds.
     runs: dict[str, list[Variant]] = {name: [] for _, _, name, _ in setups}
@@ -138,10 +121,13 @@ def run(n_target: int = 100_000, chains: int = 2, warmup: int = 300, draws: int 
     }
 
 
-def _setups(model: Any, engine: Any, after: dict[str, Any], seed: int, program_type: Any, program_for: Any) -> list:
+def _setups(model: Any, engine: Any, after: dict[str, Any], seed: int) -> list:
     """(program, data, name, likelihood terms) of the four variants."""
-    before_program = program_type("model5_centered_rows", BEFORE_PROGRAM.read_text(), engine.default_compile_options())
-    units_program = program_type("model5_centered_units", UNITS_PROGRAM.read_text(), engine.default_compile_options())
+    from pystanmods.engines.base import Program
+    from pystanmods.sampling import program_for
+
+    before_program = Program("model5_centered_rows", BEFORE_PROGRAM.read_text(), engine.default_compile_options())
+    units_program = Program("model5_centered_units", UNITS_PROGRAM.read_text(), engine.default_compile_options())
     row_keys = ("N", "G", "C", "S", "sgrna", "sgrna_gene", "cell_line", "logfc", "compute_log_lik", "compute_y_rep")
     before = {k: after[k] for k in row_keys}
     order = np.random.default_rng(seed).permutation(int(after["N"]))

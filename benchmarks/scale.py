@@ -66,23 +66,24 @@ def cell_lines_for(n_target: int) -> int:
     return 25 if n_target <= 20_000 else 50
 
 
-def simulate(n_target: int, seed: int) -> Any:
+def simulate(n_target: int, seed: int, n_replicates: int = 1) -> Any:
     """A Model 5 simulation of about ``n_target`` observations.
 
-    Genes x ~4 sgRNAs x cell lines, ragged in guides per gene and with 10% of
-    guide x cell-line cells missing.
+    Genes x ~4 sgRNAs x cell lines (x replicate screens), ragged in guides per
+    gene and with 10% of guide x cell-line cells missing.
     """
     import pystanmods
 
     rng = np.random.default_rng(seed)
     n_cells = cell_lines_for(n_target)
-    genes = max(2, round(n_target / (4 * n_cells * (1 - MISSING_FRACTION))))
+    genes = max(2, round(n_target / (4 * n_cells * n_replicates * (1 - MISSING_FRACTION))))
     per_gene = rng.choice(GUIDES, size=genes, p=GUIDE_WEIGHTS)
     return pystanmods.get_model("model5").simulate(
         seed=seed,
         n_cell_lines=n_cells,
         sgrnas_per_gene=tuple(int(k) for k in per_gene),
         missing_fraction=MISSING_FRACTION,
+        n_replicates=n_replicates,
         alpha_s=None,
     )
 

@@ -28,8 +28,9 @@ def unit_statistics(keys: Mapping[str, np.ndarray], y: np.ndarray, outcome: str 
     dict
         ``U``; ``unit_<key>`` per key; ``unit_n``, ``unit_<outcome>`` (the
         mean) and ``ss_<outcome>`` (the pooled within-unit sum of squares).
-        Units are sorted by their keys, so consecutive units share a guide and
-        the program's gathers read memory in order.
+        Units are sorted by their keys, first key first: the Model 5
+        programs read the units as the rows of a sparse (CSR) guide x cell-line
+        matrix, which needs them grouped by guide, and they check it.
     """
     y = np.asarray(y, dtype=float)
     stacked = np.column_stack([np.asarray(codes) for codes in keys.values()])

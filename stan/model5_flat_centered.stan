@@ -81,6 +81,58 @@ transformed data {
   for (i in 1:G) {
     unit_start[i + 1] += unit_start[i];
   }
+  // M = 1 r' + E. Per cell line, r_c is the most common unit count when
+  // that leaves fewer nonzeros in E than r_c = 0 does; any r is exact, the
+  // choice only decides how sparse E is.
+  int max_n = to_int(max(unit_n));
+  vector[C] r_c = rep_vector(0, C);
+  int nnz_e = 0;
+  {
+    array[C, max_n] int count_cn = rep_array(0, C, max_n);
+    for (u in 1:U) {
+      count_cn[unit_cell_line[u], to_int(unit_n[u])] += 1;
+    }
+    for (c in 1:C) {
+      int mode_n = sort_indices_desc(count_cn[c])[1];
+      if (G - count_cn[c, mode_n] < sum(count_cn[c])) {
+        r_c[c] = mode_n;
+      }
+    }
+    for (u in 1:U) {
+      nnz_e += unit_n[u] != r_c[unit_cell_line[u]];
+    }
+    for (c in 1:C) {
+      if (r_c[c] > 0) {
+        nnz_e += G - sum(count_cn[c]);
+      }
+    }
+  }
+  vector[nnz_e] e_w;
+  array[nnz_e] int e_v;
+  array[G + 1] int e_start;
+  {
+    array[C] int last_row = rep_array(0, C);
+    int pos = 1;
+    for (i in 1:G) {
+      e_start[i] = pos;
+      for (u in unit_start[i]:(unit_start[i + 1] - 1)) {
+        last_row[unit_cell_line[u]] = i;
+        if (unit_n[u] != r_c[unit_cell_line[u]]) {
+          e_w[pos] = unit_n[u] - r_c[unit_cell_line[u]];
+          e_v[pos] = unit_cell_line[u];
+          pos += 1;
+        }
+      }
+      for (c in 1:C) {
+        if (r_c[c] > 0 && last_row[c] != i) {
+          e_w[pos] = -r_c[c];
+          e_v[pos] = c;
+          pos += 1;
+        }
+      }
+    }
+    e_start[G + 1] = pos;
+  }
 }
 parameters {
   real mu_gamma;
@@ -101,10 +153,13 @@ model {
   beta_c_raw ~ normal(0, sigma_beta);
   sigma ~ exponential(1);
   {
-    vector[G] m_beta = csr_matrix_times_vector(G, C, unit_n, unit_cell_line, unit_start, beta_c);
+    real cross = sum(gamma_g) * dot_product(r_c, beta_c);
+    if (nnz_e > 0) {
+      cross += dot_product(gamma_g, csr_matrix_times_vector(G, C, e_w, e_v, e_start, beta_c));
+    }
     real q = sum_sq - 2 * (dot_product(gamma_g, y_g) + dot_product(beta_c, y_c))
              + dot_product(n_g, square(gamma_g)) + dot_product(n_c, square(beta_c))
-             + 2 * dot_product(gamma_g, m_beta);
+             + 2 * cross;
     target += -N * log(sigma) - 0.5 * q / square(sigma);
   }
 }

@@ -96,3 +96,20 @@ def test_optimise_medians_and_report():
               "ess_per_second_ratio": {"rows (before)": 1.0, "units (after)": 2.0}}
     table = markdown(result)
     assert "| units (after) | 50 | 3.00 | 2.00x |" in table and "3 interleaved rounds" in table
+
+
+def test_cross_term_nonzeros_follows_the_programs_choice():
+    from benchmarks.optimise import cross_term_nonzeros
+
+    # Guides x cell lines, counts n_u:   cell 1  cell 2
+    #                          guide 1     2       2
+    #                          guide 2     2       -
+    #                          guide 3     1       2
+    # Cell 1: r = 2 leaves guide 3's count (1 nonzero, not 3); cell 2: r = 2
+    # leaves guide 2's missing cell (1, not 2).
+    data = {"S": 3, "C": 2, "unit_sgrna": [1, 1, 2, 3, 3], "unit_cell_line": [1, 2, 1, 1, 2],
+            "unit_n": [2.0, 2.0, 2.0, 1.0, 2.0]}
+    assert cross_term_nonzeros(data) == 2
+    # A cell line measured for one guide of three keeps r = 0: its one unit.
+    ragged = {"S": 3, "C": 1, "unit_sgrna": [2], "unit_cell_line": [1], "unit_n": [2.0]}
+    assert cross_term_nonzeros(ragged) == 1

@@ -239,6 +239,9 @@ def write_latest(out: Path) -> Path:
     optimise_md = out / "optimise.md"
     if optimise_md.exists():
         text += ["## What the sufficient-statistics rewrite bought (Model 5)", "", optimise_md.read_text()]
+    threads_md = out / "threads.md"
+    if threads_md.exists():
+        text += ["## Within-chain parallelism (Model A, reduce_sum)", "", threads_md.read_text()]
     path = out / "latest.md"
     path.write_text("\n".join(text))
     print(f"wrote {path}")
@@ -280,6 +283,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-optimise", action="store_true", help="skip the before/after run of the optimisations")
     parser.add_argument("--optimise-n", type=float, default=3e4, help="rows of the before/after run")
     parser.add_argument("--optimise-rounds", type=int, default=2, help="interleaved rounds of the before/after run")
+    parser.add_argument("--skip-threads", action="store_true", help="skip the threads_per_chain run")
+    parser.add_argument("--threads-n", type=float, default=5e4, help="rows of the threads_per_chain run")
+    parser.add_argument("--threads-rounds", type=int, default=2, help="interleaved rounds of the threads run")
     parser.add_argument("--scale-sizes", nargs="+", type=float, default=[1e4, 1e5, 1e6])
     parser.add_argument("--scale-chains", type=int, default=2)
     parser.add_argument("--scale-warmup", type=int, default=300)
@@ -297,11 +303,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale-point", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--tool", default=OURS, help=argparse.SUPPRESS)
     parser.add_argument("--point-out", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--thin", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.chains, args.warmup, args.draws = 2, 200, 200
         args.scale_sizes, args.scale_warmup, args.scale_draws = [1e4], 100, 100
         args.optimise_n, args.optimise_rounds = 1e4, 1
+        args.threads_n, args.threads_rounds = 1e4, 1
     if args.out is None:
         args.out = RESULTS / "quick" if args.quick else RESULTS
     return args
@@ -313,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import scale
 
         point = scale.run_point(args.tool, int(args.scale_point), args.scale_chains if args.chains is None else args.chains,
-                                args.warmup, args.draws, args.seed, args.cores)
+                                args.warmup, args.draws, args.seed, args.cores, args.thin)
         scale.write_point(point, args.point_out)
         return 0
 
@@ -349,6 +357,15 @@ def main(argv: list[str] | None = None) -> int:
         (out / "optimise.json").write_text(json.dumps(result, indent=2, default=str))
         (out / "optimise.md").write_text(optimise.markdown(result))
         print(optimise.markdown(result))
+    if not args.skip_threads and not args.report_only:
+        from benchmarks import threads
+
+        result = threads.run(int(args.threads_n), args.scale_warmup, args.scale_draws, args.seed,
+                             args.threads_rounds, args.cores)
+        result["meta"] = meta
+        (out / "threads.json").write_text(json.dumps(result, indent=2, default=str))
+        (out / "threads.md").write_text(threads.markdown(result))
+        print(threads.markdown(result))
     if args.report_only and (out / "scale.json").exists():
         save_scale(out, [], json.loads((out / "scale.json").read_text())["meta"])
     write_latest(out)

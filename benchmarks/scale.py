@@ -142,7 +142,8 @@ def pystan_grad_timers(data: dict[str, Any], parameterization: str = "noncentere
     return (lambda: module.log_prob_grad(plain, x, True)), (lambda: module.log_prob(plain, x, True)), size
 
 
-def run_point(tool: str, n_target: int, chains: int, warmup: int, draws: int, seed: int, cores: int) -> ScalePoint:
+def run_point(tool: str, n_target: int, chains: int, warmup: int, draws: int, seed: int, cores: int,
+              thin: int = 1) -> ScalePoint:
     """Measure one tool at one size (called inside the point's own process)."""
     from benchmarks import peers
     from benchmarks.metrics import free_parameter_summary, stan_parameter_names
@@ -164,9 +165,9 @@ def run_point(tool: str, n_target: int, chains: int, warmup: int, draws: int, se
         if draws:
             fit = pystanmods.fit(
                 model, stan_data, parameterization, engine="pystan", chains=chains,
-                iter_warmup=warmup, iter_sampling=draws, seed=seed, adapt_delta=ADAPT_DELTA,
+                iter_warmup=warmup, iter_sampling=draws, seed=seed, adapt_delta=ADAPT_DELTA, thin=thin,
             )
-            point.notes = f"adapt_delta {fit.attrs.get('adapt_delta')}"
+            point.notes = f"adapt_delta {fit.attrs.get('adapt_delta')}" + (f"; thin {thin}: step counts are of kept draws only" if thin > 1 else "")
             names = stan_parameter_names(model.stan_code(parameterization))
             if draws >= MIN_DRAWS_FOR_ESS:
                 point.min_ess_bulk, _, point.max_rhat = free_parameter_summary(fit.idata.posterior, names)

@@ -14,7 +14,7 @@ import pandas as pd
 from pystanmods.compile.cache import CompiledModel, compile_program
 from pystanmods.engines import Engine, Program, SamplerOptions, get_engine
 from pystanmods.engines.base import Draws
-from pystanmods.models import Model, StanData, get_model
+from pystanmods.models import Model, StanData, all_models, get_model
 from pystanmods.stanfit import StanFit
 from pystanmods.stanfit.convert import to_inference_data
 
@@ -55,6 +55,7 @@ def fit(
     compute_log_lik: bool | None = None,
     compute_y_rep: bool | None = None,
     variables: Sequence[str] | None = None,
+    threads_per_chain: int | None = None,
     **sampler_options: Any,
 ) -> StanFit:
     """Fit a model of the catalogue to tidy data.
@@ -85,6 +86,13 @@ def fit(
     variables : sequence of str, optional
         Keep only these posterior variables (e.g. ``["alpha_s", "sigma"]``);
         default all. ``log_lik`` and ``y_rep`` follow their own flags.
+    threads_per_chain : int, optional
+        Above 1, split each chain's likelihood over threads with reduce_sum
+        (models with ``within_chain``: C, A, B and lineage), in slices of
+        about N / (4 threads) rows unless the data set ``grainsize``. Pays
+        on machines with more cores than chains. CmdStan runs exactly this
+        many threads per chain; the embedded engine's threading library may
+        use every core in each chain's process.
     **sampler_options
         ``adapt_delta`` (default: the model's, 0.95 for hierarchical models as
         in rstanarm), ``max_treedepth``, ``inits``, ``thin``, ``step_size``,
@@ -105,6 +113,9 @@ def fit(
                            compute_y_rep=compute_y_rep is not False)
     )
     stan_data = _within_budget(stan_data, kept_draws, compute_log_lik, compute_y_rep)
+    if threads_per_chain is not None:
+        stan_data = _threaded(model, stan_data, threads_per_chain)
+        sampler_options["threads_per_chain"] = threads_per_chain
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**31 - 1))
     if sampler_options.get("adapt_delta") is None and model.adapt_delta is not None:
@@ -128,6 +139,8 @@ def fit(
         "adapt_delta": options.value("adapt_delta"),
         "max_treedepth": options.value("max_treedepth"),
         "thin": options.value("thin"),
+        "threads_per_chain": threads_per_chain or 1,
+        "grainsize": int(stan_data.data.get("grainsize", 0)),
         "sampling_seconds": draws.sampling_seconds,
         "compile_seconds": compiled.compile_seconds,
         "compile_cached": int(compiled.cached),
@@ -162,6 +175,26 @@ def _within_budget(stan_data: StanData, kept_draws: int, log_lik: bool | None, y
         stacklevel=3,
     )
     return dataclasses.replace(stan_data, data={**stan_data.data, **{k: 0 for k in off}})
+
+
+def _threaded(model: Model, stan_data: StanData, threads: int) -> StanData:
+    """Stan data that take the program's reduce_sum path when ``threads`` > 1."""
+    if threads < 1:
+        raise ValueError(f"threads_per_chain must be at least 1, got {threads}")
+    if threads == 1:
+        return stan_data
+    if not model.within_chain:
+        able = [m.name for m in all_models() if m.within_chain]
+        raise ValueError(
+            f"{model.name} has no threaded likelihood, so threads_per_chain={threads} would change nothing; "
+            f"models with one: {able}"
+        )
+    if int(stan_data.data.get("grainsize", 0)) > 0:
+        return stan_data
+    # A few slices per thread let the scheduler balance them, and few enough
+    # that copying the shared parameters into every slice stays cheap.
+    grainsize = max(1, -(-int(stan_data.data["N"]) // (4 * threads)))
+    return dataclasses.replace(stan_data, data={**stan_data.data, "grainsize": grainsize})
 
 
 def _keep(draws: Draws, variables: Sequence[str]) -> Draws:

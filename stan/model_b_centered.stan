@@ -79,6 +79,13 @@ functions {
   vector normal_pointwise_log_density(vector y, vector mu, vector sigma) {
     return -0.5 * square((y - mu) ./ sigma) - log(sigma) - 0.5 * log(2 * pi());
   }
+
+  /* The likelihood of rows start..end, for reduce_sum: the model block's
+     vectorised statement restricted to one slice of the rows. */
+  real logfc_rows_lpdf(array[] real logfc_slice, int start, int end,
+                       array[] int sgrna, array[] int cell_line, array[] int gene, vector rna, vector copy_number, vector is_mutated, array[] int mutation_slot, vector alpha_s, vector beta_c, vector delta_g, vector kappa_s, vector zeta_g, real sigma) {
+    return normal_lupdf(to_vector(logfc_slice) | alpha_s[sgrna[start:end]] + beta_c[cell_line[start:end]] + delta_g[gene[start:end]] .* rna[start:end] + kappa_s[sgrna[start:end]] .* copy_number[start:end] + is_mutated[start:end] .* append_row(zeta_g, 0)[mutation_slot[start:end]], sigma);
+  }
 }
 data {
   int<lower=1> N;
@@ -97,11 +104,16 @@ data {
   vector[N] logfc;
   int<lower=0, upper=1> compute_log_lik;  // 1: keep log_lik for LOO
   int<lower=0, upper=1> compute_y_rep;    // 1: keep y_rep for predictive checks
+  int<lower=0> grainsize;  // 0: one vectorised statement; k: reduce_sum, slices of about k rows
 }
 transformed data {
   array[N] int gene = sgrna_gene[sgrna];
   array[N] int mutation_slot = gene_mutation_slot[gene];
   vector[M] zero_M = rep_vector(0, M);
+  array[grainsize > 0 ? N : 0] real logfc_rows;
+  if (grainsize > 0) {
+    logfc_rows = to_array_1d(logfc);
+  }
 }
 parameters {
   real mu_epsilon;
@@ -150,7 +162,12 @@ model {
     log(omega) + normal_pointwise_log_density(zeta_g, zero_M, sigma_zeta),
     log1m(omega) + normal_pointwise_log_density(zeta_g, zero_M, tau_zeta)));
   sigma ~ exponential(1);
-  logfc ~ normal(alpha_s[sgrna] + beta_c[cell_line] + delta_g[gene] .* rna + kappa_s[sgrna] .* copy_number + is_mutated .* append_row(zeta_g, 0)[mutation_slot], sigma);
+  if (grainsize == 0) {
+    logfc ~ normal(alpha_s[sgrna] + beta_c[cell_line] + delta_g[gene] .* rna + kappa_s[sgrna] .* copy_number + is_mutated .* append_row(zeta_g, 0)[mutation_slot], sigma);
+  } else {
+    target += reduce_sum(logfc_rows_lupdf, logfc_rows, grainsize,
+                         sgrna, cell_line, gene, rna, copy_number, is_mutated, mutation_slot, alpha_s, beta_c, delta_g, kappa_s, zeta_g, sigma);
+  }
 }
 generated quantities {
   vector[compute_log_lik ? N : 0] log_lik;

@@ -49,6 +49,13 @@ functions {
   vector normal_pointwise_log_density(vector y, vector mu, vector sigma) {
     return -0.5 * square((y - mu) ./ sigma) - log(sigma) - 0.5 * log(2 * pi());
   }
+
+  /* The likelihood of rows start..end, for reduce_sum: the model block's
+     vectorised statement restricted to one slice of the rows. */
+  real logfc_rows_lpdf(array[] real logfc_slice, int start, int end,
+                       array[] int sgrna, array[] int cell_line, vector alpha_s, vector beta_c, vector sigma_c) {
+    return normal_lupdf(to_vector(logfc_slice) | alpha_s[sgrna[start:end]] + beta_c[cell_line[start:end]], sigma_c[cell_line[start:end]]);
+  }
 }
 data {
   int<lower=1> N;
@@ -61,6 +68,13 @@ data {
   vector[N] logfc;
   int<lower=0, upper=1> compute_log_lik;  // 1: keep log_lik for LOO
   int<lower=0, upper=1> compute_y_rep;    // 1: keep y_rep for predictive checks
+  int<lower=0> grainsize;  // 0: one vectorised statement; k: reduce_sum, slices of about k rows
+}
+transformed data {
+  array[grainsize > 0 ? N : 0] real logfc_rows;
+  if (grainsize > 0) {
+    logfc_rows = to_array_1d(logfc);
+  }
 }
 parameters {
   real mu_epsilon;
@@ -92,7 +106,12 @@ model {
   alpha_s_z ~ std_normal();
   beta_c_z ~ std_normal();
   log_sigma_c_z ~ std_normal();
-  logfc ~ normal(alpha_s[sgrna] + beta_c[cell_line], sigma_c[cell_line]);
+  if (grainsize == 0) {
+    logfc ~ normal(alpha_s[sgrna] + beta_c[cell_line], sigma_c[cell_line]);
+  } else {
+    target += reduce_sum(logfc_rows_lupdf, logfc_rows, grainsize,
+                         sgrna, cell_line, alpha_s, beta_c, sigma_c);
+  }
 }
 generated quantities {
   vector[compute_log_lik ? N : 0] log_lik;

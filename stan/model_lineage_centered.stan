@@ -62,6 +62,13 @@ functions {
     return -0.5 * square((y - mu) ./ sigma) - log(sigma) - 0.5 * log(2 * pi());
   }
 
+  /* The likelihood of rows start..end, for reduce_sum: the model block's
+     vectorised statement restricted to one slice of the rows. */
+  real logfc_rows_lpdf(array[] real logfc_slice, int start, int end,
+                       array[] int sgrna, array[] int cell_line, array[] int gene_lineage, vector alpha_s, vector beta_c, matrix theta_gl, real sigma) {
+    return normal_lupdf(to_vector(logfc_slice) | alpha_s[sgrna[start:end]] + beta_c[cell_line[start:end]] + to_vector(theta_gl)[gene_lineage[start:end]], sigma);
+  }
+
   /* sum_to_zero_helmert(z), then centred by the weighted mean w' x
      (sum(w) = 1). The centring maps the sum-to-zero subspace one-to-one onto
      {x : w' x = 0}, so iid normal(0, s) coordinates give iid normal(0, s)
@@ -93,6 +100,7 @@ data {
   vector[N] logfc;
   int<lower=0, upper=1> compute_log_lik;  // 1: keep log_lik for LOO
   int<lower=0, upper=1> compute_y_rep;    // 1: keep y_rep for predictive checks
+  int<lower=0> grainsize;  // 0: one vectorised statement; k: reduce_sum, slices of about k rows
 }
 transformed data {
   array[N] int gene = sgrna_gene[sgrna];
@@ -110,6 +118,10 @@ transformed data {
   matrix[L, L - 1] A_l;
   for (j in 1:(L - 1)) {
     A_l[:, j] = sum_to_zero_weighted(one_hot_vector(L - 1, j), w_l);
+  }
+  array[grainsize > 0 ? N : 0] real logfc_rows;
+  if (grainsize > 0) {
+    logfc_rows = to_array_1d(logfc);
   }
 }
 parameters {
@@ -145,7 +157,12 @@ model {
   delta_c_raw ~ normal(0, sigma_beta);
   to_vector(theta_gl_raw) ~ normal(0, sigma_theta);
   sigma ~ exponential(1);
-  logfc ~ normal(alpha_s[sgrna] + beta_c[cell_line] + to_vector(theta_gl)[gene_lineage], sigma);
+  if (grainsize == 0) {
+    logfc ~ normal(alpha_s[sgrna] + beta_c[cell_line] + to_vector(theta_gl)[gene_lineage], sigma);
+  } else {
+    target += reduce_sum(logfc_rows_lupdf, logfc_rows, grainsize,
+                         sgrna, cell_line, gene_lineage, alpha_s, beta_c, theta_gl, sigma);
+  }
 }
 generated quantities {
   vector[compute_log_lik ? N : 0] log_lik;

@@ -113,3 +113,20 @@ def test_cross_term_nonzeros_follows_the_programs_choice():
     # A cell line measured for one guide of three keeps r = 0: its one unit.
     ragged = {"S": 3, "C": 1, "unit_sgrna": [2], "unit_cell_line": [1], "unit_n": [2.0]}
     assert cross_term_nonzeros(ragged) == 1
+
+
+def test_threads_report_pairs_each_threaded_setting_with_its_serial_one():
+    from benchmarks.optimise import Variant
+    from benchmarks.threads import markdown, settings
+
+    names = [name for name, _, _ in settings(2)]
+    assert [(c, t) for _, c, t in settings(2)] == [(1, None), (1, 2), (2, None), (2, 2)]
+    variants = [Variant(n, terms=100, sampling_seconds=10.0, leapfrog_per_chain=1000.0, ms_per_leapfrog=ms,
+                        min_ess_bulk=50.0, ess_per_second=5.0, max_rhat=float("-inf") if i < 2 else 1.004)
+                for i, (n, ms) in enumerate(zip(names, (4.0, 2.5, 5.0, 5.5)))]
+    result = {"started": "now", "n_obs": 100, "genes": 2, "sgrnas": 8, "cell_lines": 50, "warmup": 10, "draws": 10,
+              "seed": 5, "rounds": 2, "cores": 2, "variants": [vars(v) for v in variants],
+              "speedup_per_leapfrog": {names[1]: 4.0 / 2.5, names[3]: 5.0 / 5.5}}
+    table = markdown(result)
+    assert "| 1 chain, 2 threads | 2.50 | 1.60x |" in table
+    assert "| 2 chains, 2 threads each | 5.50 | 0.91x |" in table and "– (1 chain)" in table

@@ -81,3 +81,20 @@ def test_compile_reports_cached_models() -> None:
     result = run("compile", "model1", "--engine", "pystan", "--quiet")
     assert result.returncode == 0, result.stderr
     assert "model1" in result.stdout and "cached" in result.stdout
+
+
+def test_standata_grainsize(tmp_path: Path) -> None:
+    """--grainsize sets the threaded path for direct CmdStan use, and is refused where there is none."""
+    frame = psm.get_model("model_a").simulate(seed=1).data
+    csv = tmp_path / "a.csv"
+    frame.to_csv(csv, index=False)
+    out = tmp_path / "a.json"
+    result = run("standata", "model_a", str(csv), "-o", str(out), "--grainsize", "50")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["grainsize"] == 50
+    result = run("standata", "model_a", str(csv), "-o", str(out))
+    assert json.loads(out.read_text())["grainsize"] == 0
+    frame5 = psm.get_model("model5").simulate(seed=1).data
+    frame5.to_csv(tmp_path / "m5.csv", index=False)
+    refused = run("standata", "model5", str(tmp_path / "m5.csv"), "-o", str(out), "--grainsize", "50")
+    assert refused.returncode == 2 and "model5 has no threaded likelihood" in refused.stderr

@@ -7,6 +7,7 @@ import pytest
 
 import pystanmods as psm
 from pystanmods.stanfit.diagnostics import diagnose
+from tests.conftest import engines
 
 SHORT = {"chains": 2, "iter_warmup": 300, "iter_sampling": 300, "show_progress": False}
 
@@ -122,3 +123,27 @@ def test_recommended_parameterization_alias() -> None:
     assert model.program_name("recommended") == model.program_name(model.recommended)
     with pytest.raises(ValueError, match="parameterization"):
         model.program_name("sideways")
+
+
+@pytest.mark.parametrize("engine", engines())
+def test_threads_per_chain_takes_the_threaded_path(engine: str) -> None:
+    model = psm.get_model("model_a")
+    sim = model.simulate(seed=3, n_cell_lines=5, missing_fraction=0.1)
+    fit = psm.fit(model, sim.data, "noncentered", engine=engine, chains=2, iter_warmup=150,
+                  iter_sampling=100, seed=1, threads_per_chain=2, show_progress=False)
+    n = len(sim.data)
+    # About four slices per thread, and the fit records what it ran.
+    assert fit.attrs["threads_per_chain"] == 2
+    assert fit.attrs["grainsize"] == -(-n // 8)
+    assert fit.idata.posterior["sigma"].shape == (2, 100)
+    assert np.isfinite(fit.idata.sample_stats["lp"].values).all()
+    serial = model.prepare(sim.data)
+    assert serial.data["grainsize"] == 0
+
+
+def test_threads_per_chain_is_refused_where_it_would_change_nothing() -> None:
+    sim = psm.get_model("model5").simulate(seed=3)
+    with pytest.raises(ValueError, match=r"model5 has no threaded likelihood.*model_a"):
+        psm.fit("model5", sim.data, engine="pystan", threads_per_chain=2)
+    with pytest.raises(ValueError, match="threads_per_chain must be at least 1"):
+        psm.fit("model_a", psm.get_model("model_a").simulate(seed=3).data, engine="pystan", threads_per_chain=0)

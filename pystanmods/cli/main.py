@@ -85,7 +85,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_standata(args: argparse.Namespace) -> int:
     from pystanmods.data import write_stan_json
-    from pystanmods.models import get_model
+    from pystanmods.models import all_models, get_model
 
     model = get_model(args.model)
     data = model.standata(
@@ -94,6 +94,11 @@ def cmd_standata(args: argparse.Namespace) -> int:
         compute_log_lik=not args.no_log_lik,
         compute_y_rep=not args.no_y_rep,
     )
+    if args.grainsize is not None:
+        if not model.within_chain:
+            able = [m.name for m in all_models() if m.within_chain]
+            raise ValueError(f"{model.name} has no threaded likelihood; --grainsize applies to {able}")
+        data["grainsize"] = args.grainsize
     write_stan_json(args.output, data)
     print(f"wrote Stan data for {model.name} (N={data['N']}) to {args.output}")
     return 0
@@ -111,6 +116,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         compute_log_lik=False if args.no_log_lik else None,
         compute_y_rep=False if args.no_y_rep else None,
         variables=args.variables,
+        threads_per_chain=args.threads_per_chain,
         **sampler_options(args),
     )
     print(fit)
@@ -216,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--column", action="append", metavar="MAP", help=column_help)
     p.add_argument("--no-log-lik", action="store_true", help="set compute_log_lik = 0")
     p.add_argument("--no-y-rep", action="store_true", help="set compute_y_rep = 0")
+    p.add_argument("--grainsize", type=int, default=None, metavar="K",
+                   help="rows per reduce_sum slice (0: serial); run CmdStan with num_threads to use it")
     p.set_defaults(func=cmd_standata)
 
     p = commands.add_parser("fit", help="fit a model to a tidy CSV and save the InferenceData as netCDF")
@@ -228,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-log-lik", action="store_true", help="leave out the pointwise log-likelihood")
     p.add_argument("--no-y-rep", action="store_true", help="leave out replicated data")
     p.add_argument("--variables", nargs="+", metavar="NAME", help="keep only these posterior variables")
+    p.add_argument("--threads-per-chain", type=int, default=None, metavar="K",
+                   help="split each chain's likelihood over K threads with reduce_sum (models C, A, B, lineage)")
     p.set_defaults(func=cmd_fit)
 
     p = commands.add_parser("compile", help="precompile models into the cache")

@@ -17,8 +17,19 @@ from pystanmods.models import PARAMETERIZATIONS, Model, all_models
 from pystanmods.models.base import stan_dir
 
 
+def slice_rows(expression: str, rows: list[str]) -> str:
+    """``expression`` with every row-indexed variable in ``rows`` cut to ``start:end``.
+
+    Used by the reduce_sum chunk: ``alpha_s[sgrna] .* rna`` becomes
+    ``alpha_s[sgrna[start:end]] .* rna[start:end]``. Whole words only, so
+    ``rna`` leaves ``sgrna`` alone.
+    """
+    pattern = r"\b(" + "|".join(re.escape(r) for r in rows) + r")\b"
+    return re.sub(pattern, r"\1[start:end]", expression)
+
+
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(stan_dir() / "templates")),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -26,6 +37,8 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         autoescape=False,
     )
+    environment.filters["slice_rows"] = slice_rows
+    return environment
 
 
 def render(model: Model, parameterization: str) -> str:

@@ -52,7 +52,9 @@ class CmdStanEngine(Engine):
         return ".".join(str(v) for v in version)
 
     def default_compile_options(self) -> dict[str, Any]:
-        return {"cpp_options": {}, "stanc_options": {}}
+        # Built with threads, as httpstan builds its models, so that
+        # threads_per_chain works on every program without a rebuild.
+        return {"cpp_options": {"STAN_THREADS": True}, "stanc_options": {}}
 
     def _options(self, program: Program) -> dict[str, Any]:
         return {**self.default_compile_options(), **program.options}

@@ -28,6 +28,10 @@ class SamplerOptions:
     step_size: float | None = None
     refresh: int | None = None
     show_progress: bool = True
+    #: Threads for each chain's reduce_sum. CmdStan honours it per chain; the
+    #: embedded engine runs each chain in its own process, whose threading
+    #: library may use every core, so there it only selects the threaded path.
+    threads_per_chain: int | None = None
 
     #: Stan's defaults where an option is left unset.
     STAN_DEFAULTS = {"adapt_delta": 0.8, "max_treedepth": 10, "thin": 1}
@@ -49,6 +53,8 @@ class SamplerOptions:
             raise ValueError(f"adapt_delta must lie in (0, 1), got {self.adapt_delta}")
         if self.seed is not None and not 0 <= int(self.seed) < 2**31:
             raise ValueError(f"seed must lie in [0, 2**31), got {self.seed}")
+        if self.threads_per_chain is not None and self.threads_per_chain < 1:
+            raise ValueError(f"threads_per_chain must be at least 1, got {self.threads_per_chain}")
 
     def value(self, name: str) -> Any:
         """The option's value, or Stan's default when unset."""

@@ -96,6 +96,10 @@ class Model:
     #: smaller step costs little on these posteriors and removes the
     #: occasional divergence near a scale parameter's boundary.
     adapt_delta: ClassVar[float | None] = 0.95
+    #: Whether the programs can split the likelihood's rows over threads with
+    #: reduce_sum: the data flag ``grainsize`` (0, the default, is the serial
+    #: vectorised statement) picks the path in the same compiled program.
+    within_chain: ClassVar[bool] = False
     #: Stan variable -> dims, beyond log_lik and y_rep.
     variable_dims: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     #: Group-level effects whose coverage is judged in aggregate.
@@ -178,6 +182,8 @@ class Model:
         dims = {**dims, "log_lik": ["obs"], "y_rep": ["obs"]}
         stan_data["compute_log_lik"] = int(bool(compute_log_lik))
         stan_data["compute_y_rep"] = int(bool(compute_y_rep))
+        if self.within_chain:
+            stan_data["grainsize"] = 0
         return StanData(
             data=stan_data,
             coords=coords,

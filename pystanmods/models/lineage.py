@@ -104,6 +104,7 @@ class ModelLineage(Model):
     name = "model_lineage"
     title = "Model 5 with cell lines nested in lineages and gene x lineage effects"
     template = "model_lineage.stan.j2"
+    within_chain = True
     # Cell lines, guides and gene x lineage cells all have many observations
     # (13-20 in the tests, far more in DepMap), so the centered program fits
     # them without a funnel: on the test simulation both had no divergences

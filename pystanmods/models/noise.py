@@ -35,6 +35,7 @@ class ModelC(Model):
     name = "model_c"
     title = "Model 5 with cell-line noise scales, pooled on the log scale"
     template = "model_c.stan.j2"
+    within_chain = True
     # Every guide and cell line has many observations (15-20 in the tests,
     # hundreds in DepMap), so their effects and noise scales are data-bound and
     # the centered program samples them better: on the test simulation it ran

@@ -80,6 +80,7 @@ class ModelA(Model):
     name = "model_a"
     title = "ragged guides in genes, cell-line intercepts, RNA and copy-number slopes"
     template = "model_a.stan.j2"
+    within_chain = True
     template_vars = {"mutation": False}
     # The guides' copy-number slopes kappa_s are barely informed by their own
     # data (a slope over a covariate with sd about 0.5, from a few cell lines

@@ -28,10 +28,12 @@ _HTTPSTAN_DIR: Path | None = None
 
 #: Peak memory per drawn value while PyStan collects a fit: it holds every
 #: draw as JSON text (named values, in the server's and the client's copy)
-#: while it parses them into one array. Measured: a Model 5 fit at 10^6 rows
-#: (27,910 values per draw, 4 x 1000 draws) was killed at 23.7 GB, about
-#: 212 bytes per value; CmdStan streams draws to CSV files instead.
-BYTES_PER_DRAWN_VALUE = 215
+#: while it parses them into one array. Measured on Model 5 at 10^6 rows
+#: (27,884 values per draw): 4 x 1000 draws were killed at 23.7 GB
+#: (at least 212 bytes per value), 4 x 500 kept draws (thin 2) peaked at
+#: 14.9 GB (268 bytes per value, data and program included). CmdStan
+#: streams draws to CSV files instead.
+BYTES_PER_DRAWN_VALUE = 250
 
 
 class OutputTooLarge(RuntimeError):

@@ -116,6 +116,24 @@ def _program_code(program: Program, key_options: dict[str, Any]) -> str:
     return f"// pystanmods {program.name} options={sorted(key_options.items())}\n{program.code}"
 
 
+def _start_sampler_processes() -> None:
+    """Fork httpstan's sampler processes now, before this process loads a model.
+
+    httpstan forks its process pool when the first chain is submitted, and a
+    model's extension module sets up Stan's autodiff stack for the thread that
+    loads it. Inside a running event loop (a notebook) PyStan builds the model
+    in a helper thread, so a pool forked after that carried a thread whose
+    stack was never set up, and the first chain crashed (a segfault in the
+    child, ``BrokenProcessPool`` here). Forked before any model is loaded,
+    each sampler process loads its models itself. Later calls return at once.
+    """
+    import os
+
+    from httpstan import services_stub
+
+    services_stub.executor.submit(os.getpid).result()
+
+
 class PyStanEngine(Engine):
     """Stan 2.35 through httpstan 4.13 and PyStan 3."""
 
@@ -190,6 +208,9 @@ class PyStanEngine(Engine):
         import stan
 
         self._install(program, directory)
+        # After _install, which points httpstan at pystanmods' cache: the
+        # sampler processes must inherit that.
+        _start_sampler_processes()
         code = _program_code(program, self._options(program))
         # PyStan announces "Building..." on stdout even when the model is cached,
         # and repeats stanc's pedantic notes on stderr at every fit; the notes on

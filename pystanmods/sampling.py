@@ -90,9 +90,9 @@ def fit(
         Above 1, split each chain's likelihood over threads with reduce_sum
         (models with ``within_chain``: C, A, B and lineage), in slices of
         about N / (4 threads) rows unless the data set ``grainsize``. For
-        machines with more cores than chains, on CmdStan, which runs this
-        many threads per chain. The embedded engine takes the same path but
-        ran it on one thread when measured, and warns.
+        machines with more cores than chains. CmdStan runs this many threads
+        per chain; the embedded engine has no thread-count setting, and its
+        chain processes use the threading library's default (every core).
     **sampler_options
         ``adapt_delta`` (default: the model's, 0.95 for hierarchical models as
         in rstanarm), ``max_treedepth``, ``inits``, ``thin``, ``step_size``,
@@ -116,13 +116,6 @@ def fit(
     if threads_per_chain is not None:
         stan_data = _threaded(model, stan_data, threads_per_chain)
         sampler_options["threads_per_chain"] = threads_per_chain
-        if threads_per_chain > 1 and engine.name == "pystan":
-            warnings.warn(
-                "threads_per_chain on the embedded engine runs the threaded likelihood, but httpstan's forked "
-                "chain processes ran it on one thread when measured (slower than serial); use CmdStan "
-                "(engine='cmdstan') for within-chain parallelism",
-                stacklevel=2,
-            )
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**31 - 1))
     if sampler_options.get("adapt_delta") is None and model.adapt_delta is not None:

@@ -29,8 +29,9 @@ class SamplerOptions:
     refresh: int | None = None
     show_progress: bool = True
     #: Threads for each chain's reduce_sum. CmdStan honours it per chain; the
-    #: embedded engine has no such setting (httpstan never starts Stan's
-    #: thread pool), so there it only selects the threaded path.
+    #: embedded engine has no such setting (its chain processes use the
+    #: threading library's default, every core), so there it only selects
+    #: the threaded path.
     threads_per_chain: int | None = None
 
     #: Stan's defaults where an option is left unset.

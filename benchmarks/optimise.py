@@ -80,15 +80,23 @@ def _sample(program: Any, data: dict[str, Any], options: Any, name: str, terms: 
     posterior = az.from_dict(posterior={k: v for k, v in draws.variables.items() if k in names}).posterior
     variant = Variant(name, terms=terms, compile_seconds=compiled.compile_seconds)
     variant.min_ess_bulk, _, variant.max_rhat = free_parameter_summary(posterior, names)
-    steps = np.asarray(draws.sample_stats["n_steps"])
     variant.divergences = int(np.asarray(draws.sample_stats["diverging"]).sum())
-    variant.sampling_seconds = draws.sampling_seconds
-    # Post-warmup steps only are stored; scale them to warmup + draws by the
-    # mean, which is close because the step size is fixed after warmup.
-    variant.leapfrog_per_chain = float(steps.sum() / options.chains * (options.iter_warmup + options.iter_sampling) / steps.shape[1])
-    variant.ms_per_leapfrog = 1e3 * variant.sampling_seconds / variant.leapfrog_per_chain
-    variant.ess_per_second = variant.min_ess_bulk / variant.sampling_seconds
+    set_costs(variant, draws.sampling_seconds, np.asarray(draws.sample_stats["n_steps"]), options.iter_warmup)
     return variant
+
+
+def set_costs(variant: Variant, sampling_seconds: float, steps: np.ndarray, warmup: int) -> None:
+    """Fill ``variant``'s time per leapfrog step and ESS/s from its (chain, draw) step counts.
+
+    Chains run side by side, so a chain's wall time is spent on its own
+    steps. Post-warmup steps only are stored; scale them to warmup + draws by
+    the mean, which is close because the step size is fixed after warmup.
+    """
+    chains, draws = steps.shape
+    variant.sampling_seconds = sampling_seconds
+    variant.leapfrog_per_chain = float(steps.sum() / chains * (warmup + draws) / draws)
+    variant.ms_per_leapfrog = 1e3 * sampling_seconds / variant.leapfrog_per_chain
+    variant.ess_per_second = variant.min_ess_bulk / sampling_seconds
 
 
 def run(n_target: int = 100_000, chains: int = 2, warmup: int = 300, draws: int = 300, seed: int = 11,

@@ -19,8 +19,10 @@ import os
 import time
 from typing import Any
 
+import numpy as np
+
 from benchmarks.metrics import free_parameter_summary, stan_parameter_names
-from benchmarks.optimise import Variant, _median
+from benchmarks.optimise import Variant, _median, set_costs
 
 #: Cell lines of the simulation: a mid-sized DepMap lineage.
 CELL_LINES = 50
@@ -63,11 +65,7 @@ def _sample(model: Any, stan_data: Any, name: str, chains: int, threads: int | N
     variant.min_ess_bulk, _, variant.max_rhat = free_parameter_summary(fit.idata.posterior, names)
     stats = fit.idata.sample_stats
     variant.divergences = int(stats["diverging"].sum())
-    variant.sampling_seconds = fit.sampling_seconds
-    # Chains run side by side: a chain's wall time over its own steps.
-    variant.leapfrog_per_chain = float(stats["n_steps"].sum()) / chains
-    variant.ms_per_leapfrog = 1e3 * variant.sampling_seconds / variant.leapfrog_per_chain
-    variant.ess_per_second = variant.min_ess_bulk / variant.sampling_seconds
+    set_costs(variant, fit.sampling_seconds, np.asarray(stats["n_steps"]), warmup)
     return variant
 
 

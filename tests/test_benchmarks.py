@@ -130,3 +130,15 @@ def test_threads_report_pairs_each_threaded_setting_with_its_serial_one():
     table = markdown(result)
     assert "| 1 chain, 2 threads | 2.50 | 1.60x |" in table
     assert "| 2 chains, 2 threads each | 5.50 | 0.91x |" in table and "– (1 chain)" in table
+
+
+def test_set_costs_scales_stored_steps_to_warmup_and_draws():
+    import numpy as np
+
+    from benchmarks.optimise import Variant, set_costs
+
+    variant = Variant("v", min_ess_bulk=40.0)
+    # 2 chains x 10 stored draws of 5 steps, after 10 warmup iterations: 100 steps per chain in 2 s.
+    set_costs(variant, 2.0, np.full((2, 10), 5), warmup=10)
+    assert variant.leapfrog_per_chain == 100.0 and variant.ms_per_leapfrog == 20.0
+    assert variant.ess_per_second == 20.0

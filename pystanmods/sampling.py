@@ -113,16 +113,17 @@ def fit(
                            compute_y_rep=compute_y_rep is not False)
     )
     stan_data = _within_budget(stan_data, kept_draws, compute_log_lik, compute_y_rep)
-    if threads_per_chain is not None:
-        stan_data = _threaded(model, stan_data, threads_per_chain)
-        sampler_options["threads_per_chain"] = threads_per_chain
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**31 - 1))
     if sampler_options.get("adapt_delta") is None and model.adapt_delta is not None:
         sampler_options["adapt_delta"] = model.adapt_delta
+    # The options check validates threads_per_chain before it sizes slices.
     options = SamplerOptions.from_kwargs(
-        chains=chains, iter_warmup=iter_warmup, iter_sampling=iter_sampling, seed=seed, **sampler_options
+        chains=chains, iter_warmup=iter_warmup, iter_sampling=iter_sampling, seed=seed,
+        threads_per_chain=threads_per_chain, **sampler_options
     )
+    if threads_per_chain is not None:
+        stan_data = _threaded(model, stan_data, threads_per_chain)
     compiled = compile_model(model, parameterization, engine)
     draws = engine.sample(compiled.program, compiled.directory, stan_data.data, options)
     if variables is not None:
@@ -178,9 +179,7 @@ def _within_budget(stan_data: StanData, kept_draws: int, log_lik: bool | None, y
 
 
 def _threaded(model: Model, stan_data: StanData, threads: int) -> StanData:
-    """Stan data that take the program's reduce_sum path when ``threads`` > 1."""
-    if threads < 1:
-        raise ValueError(f"threads_per_chain must be at least 1, got {threads}")
+    """Stan data that take the program's reduce_sum path when ``threads`` > 1 (validated by SamplerOptions)."""
     if threads == 1:
         return stan_data
     if not model.within_chain:

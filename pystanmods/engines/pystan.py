@@ -116,6 +116,9 @@ def _program_code(program: Program, key_options: dict[str, Any]) -> str:
     return f"// pystanmods {program.name} options={sorted(key_options.items())}\n{program.code}"
 
 
+_SAMPLERS_STARTED = False
+
+
 def _start_sampler_processes() -> None:
     """Fork httpstan's sampler processes now, before this process loads a model.
 
@@ -131,7 +134,10 @@ def _start_sampler_processes() -> None:
 
     from httpstan import services_stub
 
-    services_stub.executor.submit(os.getpid).result()
+    global _SAMPLERS_STARTED
+    if not _SAMPLERS_STARTED:
+        services_stub.executor.submit(os.getpid).result()
+        _SAMPLERS_STARTED = True
 
 
 class PyStanEngine(Engine):

@@ -20,20 +20,23 @@ from typing import Any
 
 import numpy as np
 
+from pystanmods.engines import httpstan_fits
 from pystanmods.engines.asyncio_compat import run_outside_loop
 from pystanmods.engines.base import SAMPLE_STATS, Draws, Engine, Program
 from pystanmods.engines.options import SamplerOptions
 
 _HTTPSTAN_DIR: Path | None = None
 
-#: Peak memory per drawn value while PyStan collects a fit: it holds every
-#: draw as JSON text (named values, in the server's and the client's copy)
-#: while it parses them into one array. Measured on Model 5 at 10^6 rows
-#: (27,884 values per draw): 4 x 1000 draws were killed at 23.7 GB
-#: (at least 212 bytes per value), 4 x 500 kept draws (thin 2) peaked at
-#: 14.9 GB (268 bytes per value, data and program included). CmdStan
-#: streams draws to CSV files instead.
-BYTES_PER_DRAWN_VALUE = 250
+#: Peak memory per drawn value of the embedded engine. While a chain samples,
+#: httpstan holds its output gzip-compressed in memory, draws plus a
+#: diagnostic message per draw (unconstrained values, momenta, gradients):
+#: 14.4 bytes per saved value on Model 5 at 10^5 rows, and two more copies
+#: while it writes the fit file. The draws are then read from that file into
+#: float64 arrays (httpstan_fits). Measured peak: 43.5 bytes per value (896 MiB
+#: RSS for 2 x 100 draws of 103,088 values, data and program included).
+#: PyStan's own collection needed about 250 (a 4 x 1000-draw fit of Model 5 at
+#: 10^6 rows was killed at 23.7 GB).
+BYTES_PER_DRAWN_VALUE = 48
 
 
 class OutputTooLarge(RuntimeError):
@@ -55,7 +58,7 @@ def check_output_memory(values_per_draw: int, options: SamplerOptions, available
     """Refuse, before sampling, a fit whose draws the engine could not collect.
 
     Without this check such a fit samples for as long as it takes and is then
-    killed for memory while PyStan parses its output. ``PYSTANMODS_MEMORY_CHECK=0``
+    killed for memory while its output is collected. ``PYSTANMODS_MEMORY_CHECK=0``
     skips it.
     """
     import os
@@ -70,8 +73,9 @@ def check_output_memory(values_per_draw: int, options: SamplerOptions, available
     if need > 0.9 * available:
         raise OutputTooLarge(
             f"the embedded engine would need about {need / 1e9:.1f} GB to collect {options.chains} x "
-            f"{kept // options.chains} draws of {values_per_draw:,} values (PyStan parses every draw from JSON "
-            f"text, about {BYTES_PER_DRAWN_VALUE} bytes per value), and {available / 1e9:.1f} GB are available. "
+            f"{kept // options.chains} draws of {values_per_draw:,} values (httpstan keeps each chain's output, "
+            f"with the gradients, in memory: about {BYTES_PER_DRAWN_VALUE} bytes per value), and "
+            f"{available / 1e9:.1f} GB are available. "
             "Thin the draws (thin=2 halves it), run fewer chains or draws, or use CmdStan (engine='cmdstan'), "
             "which streams draws to CSV files; PYSTANMODS_MEMORY_CHECK=0 samples anyway"
         )
@@ -229,31 +233,32 @@ class PyStanEngine(Engine):
         posterior = self._posterior(program, directory, data, options.seed)
         # Sampler diagnostics (lp__, accept_stat__, ...) add 7 values per draw.
         check_output_memory(sum(int(np.prod(d)) for d in posterior.dims) + 7, options)
-        # PyStan writes its progress bar and Stan's messages to stderr; without
-        # progress they are kept with the draws instead of shown.
-        captured = io.StringIO()
-        quiet = contextlib.redirect_stderr(captured) if not options.show_progress else contextlib.nullcontext()
+        requests = httpstan_fits.payloads(posterior.data, posterior.random_seed, options.for_httpstan())
+        kept = -(-options.iter_sampling // int(options.value("thin")))
+
+        def run() -> list[str]:
+            return asyncio.run(httpstan_fits.run_chains(
+                posterior.model_name, requests, options.iter_warmup + options.iter_sampling, options.show_progress))
+
         start = time.perf_counter()
-        with quiet:
-            fit = run_outside_loop(posterior.sample, **options.for_httpstan())
+        fit_names = run_outside_loop(run)
         seconds = time.perf_counter() - start
-        chains = fit.num_chains
-        variables = {}
-        for name, dims in zip(fit.param_names, fit.dims):
-            values = np.asarray(fit[name])
-            # PyStan interleaves chains along the last axis: draw-major, chain-minor.
-            values = values.reshape(*dims, values.shape[-1] // chains, chains)
-            variables[name] = np.moveaxis(values, (-1, -2), (0, 1))
+        chains = httpstan_fits.collect(fit_names, kept)
+        columns = chains[0].columns
+        messages = [m for chain in chains for m in chain.messages]
+        draws = np.stack([chain.draws for chain in chains])
+        del chains
+        variables = httpstan_fits.split_variables(columns, draws, posterior.param_names, posterior.dims)
         stats = {}
         for stan_name, arviz_name in SAMPLE_STATS.items():
-            values = np.asarray(fit[stan_name]).reshape(-1, chains).T
-            stats[arviz_name] = values.astype(bool) if arviz_name == "diverging" else values
+            values = draws[:, :, columns.index(stan_name)]
+            stats[arviz_name] = values.astype(bool) if arviz_name == "diverging" else values.copy()
         return Draws(
             variables=variables,
             sample_stats=stats,
             sampling_seconds=seconds,
             options=options,
-            extra={"messages": captured.getvalue()},
+            extra={"messages": "\n".join(messages)},
         )
 
     def log_prob(

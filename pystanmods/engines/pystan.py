@@ -27,16 +27,16 @@ from pystanmods.engines.options import SamplerOptions
 
 _HTTPSTAN_DIR: Path | None = None
 
-#: Peak memory per drawn value of the embedded engine. While a chain samples,
-#: httpstan holds its output gzip-compressed in memory, draws plus a
-#: diagnostic message per draw (unconstrained values, momenta, gradients):
-#: 14.4 bytes per saved value on Model 5 at 10^5 rows, and two more copies
-#: while it writes the fit file. The draws are then read from that file into
-#: float64 arrays (httpstan_fits). Measured peak: 43.5 bytes per value (896 MiB
-#: RSS for 2 x 100 draws of 103,088 values, data and program included).
-#: PyStan's own collection needed about 250 (a 4 x 1000-draw fit of Model 5 at
-#: 10^6 rows was killed at 23.7 GB).
-BYTES_PER_DRAWN_VALUE = 48
+#: While a chain samples, httpstan holds its output gzip-compressed in this
+#: process: each saved draw, plus a diagnostic message per draw with the
+#: unconstrained values, momenta and gradients. Measured: 53 bytes per saved
+#: value on Model 5 at 10^5 rows (parameters only, 2 x 300 draws of 2,893
+#: values). When a chain ends httpstan makes two more copies of its output to
+#: write the fit file.
+COMPRESSED_BYTES_PER_VALUE = 56
+#: The fit files are then read into float64 arrays: each chain's, all chains
+#: stacked, and one array per variable (httpstan_fits).
+ARRAY_BYTES_PER_VALUE = 24
 
 
 class OutputTooLarge(RuntimeError):
@@ -54,7 +54,9 @@ def _available_memory() -> int | None:
     return None
 
 
-def check_output_memory(values_per_draw: int, options: SamplerOptions, available: int | None = None) -> None:
+def check_output_memory(
+    values_per_draw: int, options: SamplerOptions, available: int | None = None, cores: int | None = None
+) -> None:
     """Refuse, before sampling, a fit whose draws the engine could not collect.
 
     Without this check such a fit samples for as long as it takes and is then
@@ -68,13 +70,18 @@ def check_output_memory(values_per_draw: int, options: SamplerOptions, available
     available = _available_memory() if available is None else available
     if available is None:
         return
-    kept = options.chains * -(-options.iter_sampling // int(options.value("thin")))
-    need = values_per_draw * kept * BYTES_PER_DRAWN_VALUE
+    per_chain = -(-options.iter_sampling // int(options.value("thin")))
+    kept = options.chains * per_chain
+    # httpstan runs as many chains at once as there are cores.
+    running = min(options.chains, cores or os.cpu_count() or 1)
+    need = values_per_draw * max(
+        per_chain * COMPRESSED_BYTES_PER_VALUE * (running + 2), kept * ARRAY_BYTES_PER_VALUE
+    )
     if need > 0.9 * available:
         raise OutputTooLarge(
             f"the embedded engine would need about {need / 1e9:.1f} GB to collect {options.chains} x "
-            f"{kept // options.chains} draws of {values_per_draw:,} values (httpstan keeps each chain's output, "
-            f"with the gradients, in memory: about {BYTES_PER_DRAWN_VALUE} bytes per value), and "
+            f"{kept // options.chains} draws of {values_per_draw:,} values (httpstan keeps each running chain's "
+            f"output in memory with its gradients, about {COMPRESSED_BYTES_PER_VALUE} bytes per value), and "
             f"{available / 1e9:.1f} GB are available. "
             "Thin the draws (thin=2 halves it), run fewer chains or draws, or use CmdStan (engine='cmdstan'), "
             "which streams draws to CSV files; PYSTANMODS_MEMORY_CHECK=0 samples anyway"

@@ -9,6 +9,13 @@ Rounds interleave the settings so that a change in the machine's load falls on
 all of them. The centered program runs: at this size every level of Model A is
 data-rich, and the non-centered one takes hundreds of steps per draw, while
 what threads change is the cost of each step.
+
+The sampled runs' cost per leapfrog step also carries each iteration's output
+(every draw and httpstan's per-draw diagnostics go through a socket as JSON),
+spread over however many steps that iteration took, and a threaded chain
+adapts differently from a serial one because reduce_sum adds in another
+order. So the gradient is also timed alone, with Stan's own timer
+(:func:`gradient_timing`).
 """
 
 from __future__ import annotations
@@ -69,6 +76,35 @@ def _sample(model: Any, stan_data: Any, name: str, chains: int, threads: int | N
     return variant
 
 
+def gradient_timing(stan_data: Any, threads: int, repeats: int = 8) -> dict[str, float]:
+    """Stan's own timing of one gradient, serial and threaded, as each chain starts.
+
+    Every chain times one gradient evaluation in C++ before it samples ("Gradient
+    evaluation took ... seconds"). One-iteration, one-chain fits of each path,
+    alternated ``repeats`` times, give that timing in a sampler process as it
+    is during sampling; medians are shown.
+    """
+    from benchmarks.scale import stan_gradient_seconds
+    from pystanmods.engines import SamplerOptions, get_engine
+    from pystanmods.sampling import compile_model
+
+    engine = get_engine("pystan")
+    compiled = compile_model("model_a", PARAMETERIZATION, engine, quiet=True)
+    n = int(stan_data.data["N"])
+    paths = {"serial": 0, "threaded": math.ceil(n / (4 * threads))}
+    seconds: dict[str, list[float]] = {label: [] for label in paths}
+    for r in range(repeats):
+        for label, grainsize in paths.items():
+            options = SamplerOptions(chains=1, iter_warmup=0, iter_sampling=1, seed=r + 1, show_progress=False)
+            draws = engine.sample(compiled.program, compiled.directory, {**stan_data.data, "grainsize": grainsize},
+                                  options)
+            seconds[label].append(stan_gradient_seconds(draws.extra["messages"]))
+    timing = {f"{label}_grad_s": float(np.median(values)) for label, values in seconds.items()}
+    timing["grad_speedup"] = timing["serial_grad_s"] / timing["threaded_grad_s"]
+    timing["repeats"] = repeats
+    return timing
+
+
 def run(n_target: int = 50_000, warmup: int = 200, draws: int = 200, seed: int = 5, rounds: int = 2,
         cores: int | None = None) -> dict[str, Any]:
     """Sample every setting of :func:`settings` in interleaved rounds; medians and speed-ups."""
@@ -80,6 +116,7 @@ def run(n_target: int = 50_000, warmup: int = 200, draws: int = 200, seed: int =
     stan_data = model.prepare(simulation.data, compute_log_lik=False, compute_y_rep=False)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     setups = settings(cores)
+    gradient = gradient_timing(stan_data, max(2, cores))
     runs: dict[str, list[Variant]] = {name: [] for name, _, _ in setups}
     for r in range(rounds):
         for name, chains, threads in setups:
@@ -96,7 +133,7 @@ def run(n_target: int = 50_000, warmup: int = 200, draws: int = 200, seed: int =
         "cell_lines": int(data["C"]), "warmup": warmup, "draws": draws, "seed": seed, "rounds": rounds,
         "cores": cores, "variants": [dataclasses.asdict(v) for v in variants],
         "runs": {name: [dataclasses.asdict(v) for v in vs] for name, vs in runs.items()},
-        "speedup_per_leapfrog": speedup,
+        "speedup_per_leapfrog": speedup, "gradient": gradient,
     }
 
 
@@ -120,4 +157,13 @@ def markdown(result: dict[str, Any]) -> str:
             f"{v['ess_per_second']:.2f} | {f'{rhat:.4f}' if math.isfinite(rhat) else '– (1 chain)'} | "
             f"{v['divergences']} |"
         )
-    return head + "\n".join(lines) + "\n"
+    text = head + "\n".join(lines) + "\n"
+    gradient = result.get("gradient")
+    if gradient:
+        text += (
+            f"\nThe gradient alone, as Stan times it when a chain starts (1 chain; median of "
+            f"{gradient['repeats']:.0f} alternated fits each): {gradient['serial_grad_s'] * 1e3:.2f} ms serial, "
+            f"{gradient['threaded_grad_s'] * 1e3:.2f} ms with {max(2, result['cores'])} threads, "
+            f"**{gradient['grad_speedup']:.2f}x**.\n"
+        )
+    return text

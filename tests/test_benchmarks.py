@@ -130,6 +130,9 @@ def test_threads_report_pairs_each_threaded_setting_with_its_serial_one():
     table = markdown(result)
     assert "| 1 chain, 2 threads | 2.50 | 1.60x |" in table
     assert "| 2 chains, 2 threads each | 5.50 | 0.91x |" in table and "– (1 chain)" in table
+    assert "gradient alone" not in table
+    result["gradient"] = {"serial_grad_s": 0.030, "threaded_grad_s": 0.020, "grad_speedup": 1.5, "repeats": 8}
+    assert "median of 8 alternated fits each): 30.00 ms serial, 20.00 ms with 2 threads, **1.50x**" in markdown(result)
 
 
 def test_set_costs_scales_stored_steps_to_warmup_and_draws():

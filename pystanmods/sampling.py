@@ -14,7 +14,7 @@ import pandas as pd
 from pystanmods.compile.cache import CompiledModel, compile_program
 from pystanmods.engines import Engine, Program, SamplerOptions, get_engine
 from pystanmods.engines.base import Draws
-from pystanmods.models import Model, StanData, all_models, get_model
+from pystanmods.models import Model, StanData, get_model, threaded_models
 from pystanmods.stanfit import StanFit
 from pystanmods.stanfit.convert import to_inference_data
 
@@ -183,7 +183,7 @@ def _threaded(model: Model, stan_data: StanData, threads: int) -> StanData:
     if threads == 1:
         return stan_data
     if not model.within_chain:
-        able = [m.name for m in all_models() if m.within_chain]
+        able = threaded_models()
         raise ValueError(
             f"{model.name} has no threaded likelihood, so threads_per_chain={threads} would change nothing; "
             f"models with one: {able}"

@@ -85,7 +85,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_standata(args: argparse.Namespace) -> int:
     from pystanmods.data import write_stan_json
-    from pystanmods.models import all_models, get_model
+    from pystanmods.models import get_model, threaded_models
 
     model = get_model(args.model)
     data = model.standata(
@@ -96,7 +96,7 @@ def cmd_standata(args: argparse.Namespace) -> int:
     )
     if args.grainsize is not None:
         if not model.within_chain:
-            able = [m.name for m in all_models() if m.within_chain]
+            able = threaded_models()
             raise ValueError(f"{model.name} has no threaded likelihood; --grainsize applies to {able}")
         data["grainsize"] = args.grainsize
     write_stan_json(args.output, data)

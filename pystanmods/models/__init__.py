@@ -46,4 +46,9 @@ def all_models() -> list[Model]:
     return list(_CATALOGUE.values())
 
 
-__all__ = ["PARAMETERIZATIONS", "Model", "Simulation", "StanData", "all_models", "get_model", "list_models", "register"]
+def threaded_models() -> list[str]:
+    """Names of the models whose programs have a reduce_sum likelihood (``within_chain``)."""
+    return [m.name for m in all_models() if m.within_chain]
+
+
+__all__ = ["PARAMETERIZATIONS", "Model", "Simulation", "StanData", "all_models", "get_model", "list_models", "register", "threaded_models"]

@@ -49,18 +49,23 @@ ADAPT_DELTA = 0.8
 
 def run_ours(
     model_name: str, stan_data: Any, chains: int, warmup: int, draws: int, seed: int,
-    parameterization: str = "noncentered", adapt_delta: float = ADAPT_DELTA,
+    parameterization: str = "noncentered", adapt_delta: float | None = ADAPT_DELTA,
 ) -> RunResult:
     """One of pystanmods' programs on the embedded engine.
 
     Both programs are the identified model; the label says ``identified`` for
     the non-centered one (the model the peers' ``identified`` version copies)
-    and ``centered`` for the centered one.
+    and ``centered`` for the centered one. ``"recommended"`` runs what a user
+    gets by default: the model's recommended program at its own adapt_delta
+    (``adapt_delta`` is then ignored).
     """
     import pystanmods
 
     model = pystanmods.get_model(model_name)
     label = "identified" if parameterization == "noncentered" else parameterization
+    if parameterization == "recommended":
+        parameterization, adapt_delta = model.recommended, None
+        label = f"recommended: {parameterization}, adapt_delta {model.adapt_delta or 0.8}"
     result = RunResult(model_name, OURS, label, int(stan_data.data["N"]), chains, warmup, draws)
     fit = pystanmods.fit(
         model, stan_data, parameterization, engine="pystan", chains=chains,
@@ -99,13 +104,15 @@ def compare(
         plan: list[tuple[str, str]] = [(OURS, "identified")] if OURS in tools else []
         if "pystanmods-centered" in tools:
             plan.append((OURS, "centered"))
+        if "pystanmods-recommended" in tools:
+            plan.append((OURS, "recommended"))
         plan += [(tool, p) for tool in PEERS if tool in tools for p in peer_parameterizations]
         for tool, parameterization in plan:
             print(f"[compare] {model_name} {tool} ({parameterization}) ...", flush=True)
             start = time.perf_counter()
             try:
                 if tool == OURS:
-                    program = "centered" if parameterization == "centered" else "noncentered"
+                    program = parameterization if parameterization in ("centered", "recommended") else "noncentered"
                     result = run_ours(model_name, stan_data, chains, warmup, draws, seed, program)
                 elif tool == "pymc":
                     result = peers.run_pymc(model_name, stan_data.data, parameterization, chains, warmup, draws, seed, cores)
@@ -271,8 +278,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run into results/quick/")
     parser.add_argument("--models", nargs="+", default=list(MODELS))
-    parser.add_argument("--tools", nargs="+", default=[OURS, "pystanmods-centered", *PEERS],
-                        help="pystanmods-centered runs on the scale curve only")
+    parser.add_argument("--tools", nargs="+", default=[OURS, "pystanmods-centered", "pystanmods-recommended", *PEERS],
+                        help="pystanmods is the non-centered program; -recommended is the model's default program "
+                             "at its own adapt_delta, in the comparison only")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--draws", type=int, default=1000)
@@ -296,7 +304,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed to one scale point")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--report-only", action="store_true", help="rebuild latest.md from the saved results")
-    parser.add_argument("--peer-parameterizations", nargs="+", default=["seed", "identified"],
+    parser.add_argument("--peer-parameterizations", nargs="+", default=["seed", "identified", "centered"],
                         choices=["seed", "identified", "centered"])
     parser.add_argument("--compare-stem", default="compare", help="file stem of the comparison's results")
     # Internal: one scale point in this process.

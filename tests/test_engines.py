@@ -77,6 +77,12 @@ def test_same_seed_same_draws() -> None:
     np.testing.assert_array_equal(a.idata.posterior["beta"].values, b.idata.posterior["beta"].values)
 
 
+def test_a_chain_that_cannot_start_is_an_error() -> None:
+    simulation = psm.get_model("model1").simulate(seed=1)
+    with pytest.raises(RuntimeError, match="Initialization failed"):
+        psm.fit("model1", simulation.data, engine="pystan", inits={"sigma": -1.0}, **SHORT)
+
+
 # ------------------------------------------------------------ parity
 
 

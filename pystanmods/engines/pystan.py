@@ -13,6 +13,7 @@ import contextlib
 import io
 import shutil
 import subprocess
+import sys
 import time
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
@@ -253,6 +254,11 @@ class PyStanEngine(Engine):
         chains = httpstan_fits.collect(fit_names, kept)
         columns = chains[0].columns
         messages = [m for chain in chains for m in chain.messages]
+        if options.show_progress and messages:
+            # As PyStan did: Stan's own notes (rejections, the gradient
+            # timing) on stderr when progress is shown, else only kept.
+            print("Messages received during sampling:", *(f"  {m.split(':', 1)[-1]}" for m in messages),
+                  sep="\n", file=sys.stderr)
         draws = np.stack([chain.draws for chain in chains])
         del chains
         variables = httpstan_fits.split_variables(columns, draws, posterior.param_names, posterior.dims)

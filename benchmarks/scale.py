@@ -268,7 +268,7 @@ def plot(points: list[ScalePoint], path: Path) -> None:
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("Model 5 (identified) on DepMap-like data; 2 cores shared with other jobs (absolute times inflated)")
+    fig.suptitle("Model 5 (identified) on DepMap-like data, 2 cores; each point's run settings are in scale.md")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -150,15 +150,18 @@ async def run_chains(model_name: str, requests: list[dict[str, Any]], iterations
                         bar.update(now - done_iterations.get(op["name"], 0))
                         done_iterations[op["name"]] = now
                 await asyncio.sleep(0.05)
-    names = []
-    for op in operations:
-        result = op["result"]
-        if "name" not in result:
-            message = result.get("message", str(result))
-            if "Initialization failed" in message:
-                raise RuntimeError("Initialization failed.")
-            raise RuntimeError(message)
-        names.append(result["name"])
+    names = [op["result"]["name"] for op in operations if "name" in op["result"]]
+    failed = [op["result"] for op in operations if "name" not in op["result"]]
+    if failed:
+        # The chains that did finish leave fit files nobody will read.
+        import httpstan.cache
+
+        for name in names:
+            httpstan.cache.delete_fit(name)
+        message = failed[0].get("message", str(failed[0]))
+        if "Initialization failed" in message:
+            raise RuntimeError("Initialization failed.")
+        raise RuntimeError(message)
     return names
 
 

@@ -1,9 +1,12 @@
 """The embedded engine: the Stan inside httpstan, driven through PyStan 3.
 
+PyStan builds the models; the chains run through httpstan's endpoints and
+their draws are streamed from its fit files (``httpstan_fits``).
+
 httpstan ships stanc and the Stan services, so this engine needs nothing but
 PyPI and a C++ compiler. Its compiled extension modules are kept under
 pystanmods' cache directory rather than httpstan's default one, so that the
-whole cache is one place (``pystanmods cache``).
+whole cache is one place (``PYSTANMODS_CACHE_DIR``).
 """
 
 from __future__ import annotations

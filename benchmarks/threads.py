@@ -86,12 +86,12 @@ def gradient_timing(stan_data: Any, threads: int, repeats: int = 8) -> dict[str,
     """
     from benchmarks.scale import stan_gradient_seconds
     from pystanmods.engines import SamplerOptions, get_engine
-    from pystanmods.sampling import compile_model
+    from pystanmods.sampling import compile_model, grainsize_for
 
     engine = get_engine("pystan")
     compiled = compile_model("model_a", PARAMETERIZATION, engine, quiet=True)
-    n = int(stan_data.data["N"])
-    paths = {"serial": 0, "threaded": math.ceil(n / (4 * threads))}
+    # The grainsize fit(threads_per_chain=threads) would set.
+    paths = {"serial": 0, "threaded": grainsize_for(int(stan_data.data["N"]), threads)}
     seconds: dict[str, list[float]] = {label: [] for label in paths}
     for r in range(repeats):
         for label, grainsize in paths.items():

@@ -190,10 +190,17 @@ def _threaded(model: Model, stan_data: StanData, threads: int) -> StanData:
         )
     if int(stan_data.data.get("grainsize", 0)) > 0:
         return stan_data
-    # A few slices per thread let the scheduler balance them, and few enough
-    # that copying the shared parameters into every slice stays cheap.
-    grainsize = max(1, -(-int(stan_data.data["N"]) // (4 * threads)))
+    grainsize = grainsize_for(int(stan_data.data["N"]), threads)
     return dataclasses.replace(stan_data, data={**stan_data.data, "grainsize": grainsize})
+
+
+def grainsize_for(n: int, threads: int) -> int:
+    """Rows per reduce_sum slice for ``threads`` threads: about N / (4 threads).
+
+    A few slices per thread let the scheduler balance them, and few enough
+    that copying the shared parameters into every slice stays cheap.
+    """
+    return max(1, -(-n // (4 * threads)))
 
 
 def _keep(draws: Draws, variables: Sequence[str]) -> Draws:

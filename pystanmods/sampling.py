@@ -105,14 +105,6 @@ def fit(
     model = get_model(model)
     parameterization = model.check_parameterization(parameterization)
     engine = get_engine(engine)
-    kept_draws = chains * -(-iter_sampling // int(sampler_options.get("thin") or 1))
-    stan_data = (
-        data
-        if isinstance(data, StanData)
-        else model.prepare(data, columns, compute_log_lik=compute_log_lik is not False,
-                           compute_y_rep=compute_y_rep is not False)
-    )
-    stan_data = _within_budget(stan_data, kept_draws, compute_log_lik, compute_y_rep)
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**31 - 1))
     if sampler_options.get("adapt_delta") is None and model.adapt_delta is not None:
@@ -122,6 +114,13 @@ def fit(
         chains=chains, iter_warmup=iter_warmup, iter_sampling=iter_sampling, seed=seed,
         threads_per_chain=threads_per_chain, **sampler_options
     )
+    stan_data = (
+        data
+        if isinstance(data, StanData)
+        else model.prepare(data, columns, compute_log_lik=compute_log_lik is not False,
+                           compute_y_rep=compute_y_rep is not False)
+    )
+    stan_data = _within_budget(stan_data, chains * options.kept_per_chain, compute_log_lik, compute_y_rep)
     if threads_per_chain is not None:
         stan_data = _threaded(model, stan_data, threads_per_chain)
     compiled = compile_model(model, parameterization, engine)

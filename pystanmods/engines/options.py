@@ -57,6 +57,11 @@ class SamplerOptions:
         if self.threads_per_chain is not None and self.threads_per_chain < 1:
             raise ValueError(f"threads_per_chain must be at least 1, got {self.threads_per_chain}")
 
+    @property
+    def kept_per_chain(self) -> int:
+        """Draws each chain keeps: ``iter_sampling`` thinned by ``thin``, rounded up as Stan does."""
+        return -(-self.iter_sampling // int(self.value("thin")))
+
     def value(self, name: str) -> Any:
         """The option's value, or Stan's default when unset."""
         current = getattr(self, name)

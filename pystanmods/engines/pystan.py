@@ -74,7 +74,7 @@ def check_output_memory(
     available = _available_memory() if available is None else available
     if available is None:
         return
-    per_chain = -(-options.iter_sampling // int(options.value("thin")))
+    per_chain = options.kept_per_chain
     kept = options.chains * per_chain
     # httpstan runs as many chains at once as there are cores.
     running = min(options.chains, cores or os.cpu_count() or 1)
@@ -84,7 +84,7 @@ def check_output_memory(
     if need > 0.9 * available:
         raise OutputTooLarge(
             f"the embedded engine would need about {need / 1e9:.1f} GB to collect {options.chains} x "
-            f"{kept // options.chains} draws of {values_per_draw:,} values (httpstan keeps each running chain's "
+            f"{per_chain} draws of {values_per_draw:,} values (httpstan keeps each running chain's "
             f"output in memory with its gradients, about {COMPRESSED_BYTES_PER_VALUE} bytes per value), and "
             f"{available / 1e9:.1f} GB are available. "
             "Thin the draws (thin=2 halves it), run fewer chains or draws, or use CmdStan (engine='cmdstan'), "
@@ -245,7 +245,6 @@ class PyStanEngine(Engine):
         # Sampler diagnostics (lp__, accept_stat__, ...) add 7 values per draw.
         check_output_memory(sum(int(np.prod(d)) for d in posterior.dims) + 7, options)
         requests = httpstan_fits.payloads(posterior.data, posterior.random_seed, options.for_httpstan())
-        kept = -(-options.iter_sampling // int(options.value("thin")))
 
         def run() -> list[str]:
             return asyncio.run(httpstan_fits.run_chains(
@@ -254,7 +253,7 @@ class PyStanEngine(Engine):
         start = time.perf_counter()
         fit_names = run_outside_loop(run)
         seconds = time.perf_counter() - start
-        chains = httpstan_fits.collect(fit_names, kept)
+        chains = httpstan_fits.collect(fit_names, options.kept_per_chain)
         columns = chains[0].columns
         messages = [m for chain in chains for m in chain.messages]
         if options.show_progress and messages:

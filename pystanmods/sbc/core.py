@@ -321,11 +321,18 @@ def run(
     compile_model(model, parameterization, engine_obj)  # once, before dispatch
     seeds = [int(s.generate_state(1)[0] % (2**31 - 1)) for s in np.random.SeedSequence(seed).spawn(n_sims)]
 
+    # A task key names its result on the cluster: two runs that share a model
+    # and seed but not their prior scale, sizes or fit settings must not share
+    # keys, or a client still holding the first run's results hands them to
+    # the second.
+    from dask.base import tokenize
+
+    token = tokenize(model.name, parameterization, seed, sizes, prior_scale, fit_kwargs, max_retries)[:12]
     records: list[dict[str, Any]] = []
     with dask_client(client, scheduler, n_workers) as dask:
         futures = [
             dask.submit(one_simulation, model.name, parameterization, i, s, sizes, prior_scale, fit_kwargs,
-                        max_retries, key=f"pystanmods-sbc-{model.name}-{parameterization}-{seed}-{i}", pure=False)
+                        max_retries, key=f"pystanmods-sbc-{model.name}-{parameterization}-{token}-{i}", pure=False)
             for i, s in enumerate(seeds)
         ]
         bar = tqdm(total=n_sims, desc=f"SBC {model.name}", unit="fit", disable=not progress)

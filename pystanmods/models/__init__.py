@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pystanmods.models.base import PARAMETERIZATIONS, Model, Simulation, StanData
+from pystanmods.models.gene_effect import GeneEffect
 from pystanmods.models.guides import Model5, Model5Flat
 from pystanmods.models.lineage import ModelLineage
 from pystanmods.models.noise import ModelC
@@ -12,7 +13,7 @@ from pystanmods.models.replicates import Model3
 from pystanmods.models.varying import Model4
 
 _CATALOGUE: dict[str, Model] = {m.name: m for m in (Model1(), Model2(), Model3(), Model4(), Model5(), Model5Flat())}
-for _model in (ModelC(), ModelA(), ModelB(), ModelLineage()):
+for _model in (ModelC(), ModelA(), ModelB(), ModelLineage(), GeneEffect()):
     _CATALOGUE[_model.name] = _model
 
 

@@ -1,5 +1,5 @@
-"""The CmdStan path without a CmdStan: its version, the cache folder it names
-and the precision of its draws.
+"""The CmdStan path without a CmdStan: its version, the cache folder it names,
+the precision of its draws, the compile notice and ``make test-cmdstan``'s check.
 
 A fake CmdStan directory (a ``makefile``, perhaps a ``bin/stanc`` script) is
 all cmdstanpy asks of an installation before it is used, so these run here.
@@ -8,6 +8,8 @@ all cmdstanpy asks of an installation before it is used, so these run here.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +100,74 @@ def test_draws_are_written_at_full_precision(tmp_path: Path, monkeypatch: pytest
         engine.sample(Program("m", "model {}", {}), tmp_path, {}, SamplerOptions(chains=2, seed=1))
     assert calls[0]["sig_figs"] == cmdstan.SIG_FIGS == 18
     assert calls[0]["seed"] == 1 and calls[0]["chains"] == 2
+
+
+class SlowEngine(Engine):
+    """Builds by sleeping: the compile notice is all this exercises."""
+
+    name = "slow"
+
+    def stan_version(self) -> str:
+        return "2.35.0"
+
+    def default_compile_options(self) -> dict[str, Any]:
+        return {}
+
+    def build(self, program: Program, directory: Path) -> None:
+        import time
+
+        time.sleep(0.2)
+        (directory / "model.bin").write_text(program.code)
+
+    def is_built(self, program: Program, directory: Path) -> bool:
+        return (directory / "model.bin").is_file()
+
+    def sample(self, *args: Any, **kwargs: Any) -> Draws:
+        raise NotImplementedError
+
+    def log_prob(self, *args: Any, **kwargs: Any) -> float:
+        raise NotImplementedError
+
+
+def test_compile_notice_says_what_a_compile_takes_and_how_long_it_took(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PYSTANMODS_CACHE_DIR", str(tmp_path))
+    cache.compile_program(Program("notice", "model {}", {}), SlowEngine())
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2, lines
+    assert "compiling notice for slow (Stan 2.35.0)" in lines[0] and "5 minutes" in lines[0]
+    assert "a minute or less" not in lines[0]
+    # The elapsed time, read back: the build slept 0.2 s.
+    seconds = float(lines[1].removeprefix("pystanmods: compiled notice in ").removesuffix(" s"))
+    assert seconds >= 0.2
+    # A cached model prints nothing.
+    cache.compile_program(Program("notice", "model {}", {}), SlowEngine())
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(("seconds", "shown"), [(48.04, "48.0 s"), (185.2, "3 min 05 s"), (59.6, "1 min 00 s")])
+def test_elapsed_time_reads_in_minutes(seconds: float, shown: str) -> None:
+    assert cache._elapsed(seconds) == shown
+
+
+def check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pystanmods.cli.cmdstan_check"], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_make_test_cmdstan_names_its_cmdstan_or_fails_in_one_line(tmp_path: Path) -> None:
+    found = check({**os.environ, "CMDSTAN": str(fake_cmdstan(tmp_path, MAKEFILE.format("2.35.0")))})
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == f"CmdStan 2.35.0 at {tmp_path / 'cmdstan-2.35.0'}"
+
+    missing = check({**os.environ, "CMDSTAN": str(tmp_path / "nowhere")})
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.startswith("pystanmods: error: no CmdStan installation found") and "nowhere" in missing.stderr
+
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    recipe = makefile.split("\ntest-cmdstan:", 1)[1].split("\n\n", 1)[0]
+    first = next(line for line in recipe.splitlines()[1:] if line.startswith("\t"))
+    assert "pystanmods.cli.cmdstan_check" in first, "make test-cmdstan checks for CmdStan before anything else"

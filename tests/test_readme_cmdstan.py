@@ -121,9 +121,10 @@ def test_pystanmods_steps_write_what_make_and_the_sampler_read(tmp_path: Path) -
 def summary_rhat(stdout: str, name: str) -> float:
     """R_hat of the row ``name`` in stansummary's table."""
     lines = stdout.splitlines()
-    header = next(line for line in lines if "R_hat" in line.split())
-    column = header.split().index("R_hat")
-    row = next((line for line in lines if line.split()[:1] == [name]), None)
+    start = next((i for i, line in enumerate(lines) if "R_hat" in line.split()), None)
+    assert start is not None, f"no R_hat column in stansummary's output:\n{stdout[-3000:]}"
+    column = lines[start].split().index("R_hat")
+    row = next((line for line in lines[start + 1:] if line.split()[:1] == [name]), None)
     assert row is not None, f"stansummary lists no {name}:\n{stdout[-3000:]}"
     return float(row.split()[1:][column])
 

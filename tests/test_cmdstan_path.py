@@ -17,8 +17,9 @@ import pytest
 
 from pystanmods.compile import cache
 from pystanmods.engines import cmdstan
-from pystanmods.engines.base import Draws, Engine, Program
+from pystanmods.engines.base import Program
 from pystanmods.engines.options import SamplerOptions
+from tests.test_cache import CountingEngine
 
 
 def fake_cmdstan(root: Path, makefile: str, stanc_banner: str | None = None, name: str = "cmdstan-2.35.0") -> Path:
@@ -102,47 +103,21 @@ def test_draws_are_written_at_full_precision(tmp_path: Path, monkeypatch: pytest
     assert calls[0]["seed"] == 1 and calls[0]["chains"] == 2
 
 
-class SlowEngine(Engine):
-    """Builds by sleeping: the compile notice is all this exercises."""
-
-    name = "slow"
-
-    def stan_version(self) -> str:
-        return "2.35.0"
-
-    def default_compile_options(self) -> dict[str, Any]:
-        return {}
-
-    def build(self, program: Program, directory: Path) -> None:
-        import time
-
-        time.sleep(0.2)
-        (directory / "model.bin").write_text(program.code)
-
-    def is_built(self, program: Program, directory: Path) -> bool:
-        return (directory / "model.bin").is_file()
-
-    def sample(self, *args: Any, **kwargs: Any) -> Draws:
-        raise NotImplementedError
-
-    def log_prob(self, *args: Any, **kwargs: Any) -> float:
-        raise NotImplementedError
-
-
 def test_compile_notice_says_what_a_compile_takes_and_how_long_it_took(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("PYSTANMODS_CACHE_DIR", str(tmp_path))
-    cache.compile_program(Program("notice", "model {}", {}), SlowEngine())
+    engine = CountingEngine(tmp_path / "builds.log")
+    cache.compile_program(Program("notice", "model {}", {}), engine)
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 2, lines
-    assert "compiling notice for slow (Stan 2.35.0)" in lines[0] and "5 minutes" in lines[0]
+    assert "compiling notice for counting (Stan 2.35.0)" in lines[0] and "5 minutes" in lines[0]
     assert "a minute or less" not in lines[0]
-    # The elapsed time, read back: the build slept 0.2 s.
+    # The elapsed time, read back: the build slept 1 s.
     seconds = float(lines[1].removeprefix("pystanmods: compiled notice in ").removesuffix(" s"))
-    assert seconds >= 0.2
+    assert seconds >= 1.0
     # A cached model prints nothing.
-    cache.compile_program(Program("notice", "model {}", {}), SlowEngine())
+    cache.compile_program(Program("notice", "model {}", {}), engine)
     assert capsys.readouterr().err == ""
 
 

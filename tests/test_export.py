@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ def model5_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return csv
 
 
-def one_error_line(result: object) -> str:
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("pystanmods: error:")]

@@ -3,7 +3,7 @@
 ``pystanmods list | info MODEL | simulate MODEL -o data.csv |
 standata MODEL data.csv -o data.json | fit MODEL data.csv -o fit.nc |
 compile [--all] | install-cmdstan``, plus the subcommands of the modules in
-:data:`SUBCOMMAND_MODULES` (``depmap``, ``batch``, ``sbc``).
+:data:`SUBCOMMAND_MODULES` (``depmap``, ``batch``, ``sbc``, ``export``).
 
 A bad input ends with one line on stderr and exit status 2, never a traceback.
 """
@@ -23,7 +23,7 @@ from pystanmods.cli.arguments import add_sampler_arguments, parse_pairs, parse_s
 from pystanmods.data import DataError
 
 #: Modules under pystanmods.cli that add their own subcommand via ``add_parser``.
-SUBCOMMAND_MODULES = ("depmap", "batch", "sbc")
+SUBCOMMAND_MODULES = ("depmap", "batch", "sbc", "export")
 
 #: Errors that are the user's input, not a bug: reported in one line.
 USER_ERRORS = (DataError, ValueError, KeyError, FileNotFoundError, TypeError, RuntimeError)

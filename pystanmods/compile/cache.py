@@ -25,6 +25,18 @@ from pystanmods.engines.base import Engine, Program
 
 MARKER = "compiled.json"
 
+#: What one compile costs, as measured on 2-core machines: 35-90 s per program
+#: on the embedded engine with little else running, 100-270 s in the benchmark
+#: runs (benchmarks/results/compare.md, "compile s"), and 2-5 minutes per
+#: program on CmdStan 2.35 on a loaded machine (issue 14).
+COMPILE_TAKES = "takes from under a minute to about 5 minutes on 2 cores (the longer when they are busy)"
+
+
+def _elapsed(seconds: float) -> str:
+    """``48 s`` or ``3 min 05 s``."""
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s" if minutes else f"{seconds:.1f} s"
+
 
 def cache_root() -> Path:
     """Root of the cache: ``$PYSTANMODS_CACHE_DIR`` or the user cache directory."""
@@ -102,7 +114,7 @@ def compile_program(program: Program, engine: Engine, *, quiet: bool = False) ->
         if not quiet:
             print(
                 f"pystanmods: compiling {program.name} for {engine.name} (Stan {engine.stan_version()}); "
-                "this happens once per model and takes a minute or less ...",
+                f"this happens once per model and {COMPILE_TAKES} ...",
                 file=sys.stderr,
                 flush=True,
             )
@@ -122,5 +134,5 @@ def compile_program(program: Program, engine: Engine, *, quiet: bool = False) ->
         tmp.write_text(json.dumps(record, indent=2))
         tmp.replace(directory / MARKER)
         if not quiet:
-            print(f"pystanmods: compiled {program.name} in {seconds:.1f} s", file=sys.stderr, flush=True)
+            print(f"pystanmods: compiled {program.name} in {_elapsed(seconds)}", file=sys.stderr, flush=True)
     return CompiledModel(program, engine, directory, key, seconds, cached=False)

@@ -401,3 +401,49 @@ def test_a_mapping_to_a_missing_column_is_an_error() -> None:
     # A correct optional mapping still works.
     renamed = frame.rename(columns={"cell_line": "celline"})
     assert "cell_line" in psm.get_model("model2").prepare(renamed, {"cell_line": "celline"}).frame
+
+
+# ------------------------------------------------------------ benchmarks
+def test_the_recorded_scale_point_command_needs_no_hidden_argument(tmp_path: Path) -> None:
+    from benchmarks.run import RESULTS, parse
+    from benchmarks.scale import point_file
+
+    recorded = json.loads((RESULTS / "goal_1e6.json").read_text())["command"]
+    argv = recorded.replace("[--thin 2]", "--thin 2").split()[3:]  # drop "python -m benchmarks.run"
+    args = parse(argv)  # parses as written
+    assert (args.scale_point, args.tool, args.chains, args.thin) == (1e6, "pystanmods-centered", 4, 2)
+    assert args.point_out is None and args.out == RESULTS
+    assert point_file(args.out, args.tool, 1000000) == RESULTS / "scale_point_pystanmods-centered_1000000.json"
+
+
+def test_a_failing_scale_point_keeps_what_it_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import scale
+    from benchmarks.run import main as bench
+
+    def measured_then_failed(*args: object, point: scale.ScalePoint, **kwargs: object) -> None:
+        point.n_obs, point.grad_seconds, point.sampling_seconds = 999_671, 4.07, 2737.7
+        raise AttributeError("'NoneType' object has no attribute 'write_text'")
+
+    monkeypatch.setattr(scale, "run_point", measured_then_failed)
+    status = bench(["--scale-point", "1000000", "--tool", "pystanmods-centered", "--out", str(tmp_path)])
+    assert status == 1
+    saved = json.loads((tmp_path / "scale_point_pystanmods-centered_1000000.json").read_text())
+    assert saved["error"] == "AttributeError: 'NoneType' object has no attribute 'write_text'"
+    assert (saved["n_obs"], saved["grad_seconds"], saved["sampling_seconds"]) == (999_671, 4.07, 2737.7)
+    assert saved["peak_rss_mib"] > 0 and saved["wall_seconds"] >= 0
+    assert "what it measured is in" in capsys.readouterr().err
+    # An unwritable --out is refused before anything runs.
+    monkeypatch.setattr(scale, "run_point", lambda *a, **k: pytest.fail("ran despite a bad --out"))
+    assert bench(["--scale-point", "1000", "--out", str(tmp_path / "scale_point_pystanmods-centered_1000000.json")]) == 2
+
+
+def test_a_tiny_scale_point_runs_as_written(tmp_path: Path) -> None:
+    from benchmarks.run import main as bench
+
+    status = bench(["--scale-point", "300", "--tool", "pystanmods", "--chains", "1", "--warmup", "20",
+                    "--draws", "20", "--seed", "1", "--cores", "1", "--out", str(tmp_path)])
+    assert status == 0
+    point = json.loads((tmp_path / "scale_point_pystanmods_300.json").read_text())
+    assert point["error"] == "" and point["n_obs"] > 200 and point["draws"] == 20
+    assert point["grad_seconds"] > 0 and point["sampling_seconds"] > 0 and point["leapfrog_steps"] > 0

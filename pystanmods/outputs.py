@@ -25,6 +25,11 @@ class OutputSavedElsewhere(RuntimeError):
         self.fallback = fallback
 
 
+def _writable(path: Path, mode: int) -> bool:
+    """``os.access`` in one place (tests emulate a non-root user through it)."""
+    return os.access(path, mode)
+
+
 def _existing_ancestor(path: Path) -> Path:
     for candidate in [path, *path.parents]:
         if candidate.exists():
@@ -37,7 +42,7 @@ def _check_creatable(directory: Path, what: str, target: Path) -> None:
     ancestor = _existing_ancestor(directory)
     if not ancestor.is_dir():
         raise OutputError(f"{what} {target}: {ancestor} is a file, not a directory, so {directory} cannot be created")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
+    if not _writable(ancestor, os.W_OK | os.X_OK):
         where = "create" if ancestor == directory else f"create {directory} in"
         raise OutputError(f"{what} {target}: cannot {where} {ancestor} (no write permission)")
 
@@ -52,7 +57,7 @@ def check_file(path: str | os.PathLike[str], what: str = "output") -> Path:
     if str(path).endswith(os.sep) or target.is_dir():
         raise OutputError(f"{what} {path} is a directory; give a file path inside it, e.g. {target / ('out' + _suffix(what))}")
     if target.exists():
-        if not os.access(target, os.W_OK):
+        if not _writable(target, os.W_OK):
             raise OutputError(f"{what} {path} exists and is not writable")
         return target
     _check_creatable(target.parent, what, target)

@@ -128,7 +128,9 @@ def fit(
     try:
         draws = engine.sample(compiled.program, compiled.directory, stan_data.data, options)
     except RuntimeError as error:
-        if not any(marker in str(error) for marker in ("Initialization failed", "Rejecting initial value")):
+        # PyStan says "Initialization failed."; cmdstanpy's error carries CmdStan's console lines.
+        markers = ("Initialization failed", "Initialization between", "Rejecting initial value")
+        if not any(marker in str(error) for marker in markers):
             raise
         message = explain_initialization_failure(model.name, stan_data.frame, options.inits, error)
         raise InitializationError(message) from error
@@ -140,7 +142,7 @@ def fit(
         "program": compiled.program.name,
         "engine": engine.name,
         "stan_version": engine.stan_version(),
-        "seed": seed,
+        "seed": options.seed,
         "iter_warmup": iter_warmup,
         "iter_sampling": iter_sampling,
         "adapt_delta": options.value("adapt_delta"),

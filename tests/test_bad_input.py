@@ -23,6 +23,7 @@ import pystanmods as psm
 from pystanmods import depmap
 from pystanmods.cli.main import main
 from pystanmods.data import DataError, InitializationError
+from tests.conftest import engines
 
 SAMPLE = Path(__file__).parent / "data" / "depmap-sample"
 EXPRESSION = "OmicsExpressionProteinCodingGenesTPMLogp1.csv"
@@ -173,13 +174,14 @@ def test_model5_one_cell_line_on_the_command_line(tmp_path: Path, capsys: pytest
     assert "model5 needs at least two levels of 'cell_line'" in one_line_error(status, err)
 
 
-def test_initialization_failure_names_the_setting() -> None:
+@pytest.mark.parametrize("engine", engines())
+def test_initialization_failure_names_the_setting(engine: str) -> None:
     # sigma = 1e-300 is inside its support, but every residual over it is inf:
-    # a real Stan initialization failure on the embedded engine.
+    # a real Stan initialization failure.
     with pytest.raises(InitializationError) as raised:
-        psm.fit("model1", model1_frame(), engine="pystan", inits={"sigma": 1e-300}, **TINY)
+        psm.fit("model1", model1_frame(), engine=engine, inits={"sigma": 1e-300}, **TINY)
     message = str(raised.value)
-    assert "model1: Stan could not initialise (Initialization failed.) with 20 rows" in message
+    assert "model1: Stan could not initialise (" in message and ") with 20 rows" in message
     assert "inits setting ({'sigma': 1e-300})" in message
 
 

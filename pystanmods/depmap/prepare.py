@@ -119,7 +119,8 @@ def prepare(
 
     sequences = select_sequences(rel, cell_lines)
     guides = select_guides(rel, genes)
-    check_guide_map_coverage(rel, guides.guides_in, guides.dropped["not_in_guide_map"], min_guide_map_coverage)
+    coverage_note = check_guide_map_coverage(rel, guides.guides_in, guides.dropped["not_in_guide_map"],
+                                             min_guide_map_coverage)
     result = compute_logfc(
         rel, sequences, guides, pseudocount=pseudocount, keep_counts=keep_counts, min_pdna_rpm=min_pdna_rpm
     )
@@ -208,19 +209,22 @@ def prepare(
         genes=genes_count,
         genes_not_found=guides.genes_not_found,
         cell_lines_not_found=sequences.cell_lines_not_found,
-        notes=list(rel.notes),
+        notes=list(rel.notes) + ([coverage_note] if coverage_note else []),
     )
     if verbose:
         print(report)
     return Prepared(frame, report)
 
 
-def check_guide_map_coverage(release: Release, guides_in: int, unmapped: int, minimum: float) -> None:
-    """Reject a guide map that lists too few of the count matrix's guides; warn when it misses any."""
+def check_guide_map_coverage(release: Release, guides_in: int, unmapped: int, minimum: float) -> str | None:
+    """Reject a guide map that lists too few of the count matrix's guides; warn when it misses any.
+
+    Returns the warning's text for the report's notes, or None when every guide is listed.
+    """
     if not 0 <= minimum <= 1:
         raise ValueError(f"min_guide_map_coverage must lie in [0, 1], got {minimum!r}")
     if not unmapped:
-        return
+        return None
     guide_map = release.files.get("guide_map", "the guide map")
     counts = release.files.get("readcounts", "the read counts")
     covered = guides_in - unmapped
@@ -235,3 +239,4 @@ def check_guide_map_coverage(release: Release, guides_in: int, unmapped: int, mi
             "if it is meant to cover only part of the library"
         )
     warnings.warn(text, UserWarning, stacklevel=3)
+    return text

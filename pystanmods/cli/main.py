@@ -16,7 +16,6 @@ import json
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from pystanmods.cli.arguments import add_sampler_arguments, parse_pairs, parse_settings, sampler_options
@@ -65,7 +64,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from pystanmods.models import get_model
-
     from pystanmods.outputs import check_file, write_or_fallback
 
     model = get_model(args.model)

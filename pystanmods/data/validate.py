@@ -188,8 +188,12 @@ def require_two_levels(model: str, stan_code: str, data: Mapping[str, object], n
                 )
 
 
-class InitializationError(DataError):
-    """Stan found no starting point with a finite log density; the message names the likely cause."""
+class InitializationError(DataError, RuntimeError):
+    """Stan found no starting point with a finite log density; the message names the likely cause.
+
+    A DataError (bad input, one line on the command line) and still the
+    RuntimeError the engines raised before, for callers that catch that.
+    """
 
 
 def explain_initialization_failure(model: str, frame: pd.DataFrame, inits: object, error: BaseException) -> str:

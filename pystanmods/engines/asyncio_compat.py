@@ -24,9 +24,22 @@ def loop_is_running() -> bool:
     return True
 
 
-def run_outside_loop(function: Callable[..., T], *args: object, **kwargs: object) -> T:
-    """Call ``function`` here, or in a fresh thread when an event loop is running."""
+def run_outside_loop(
+    function: Callable[..., T], *args: object, on_interrupt: Callable[[], None] | None = None, **kwargs: object
+) -> T:
+    """Call ``function`` here, or in a fresh thread when an event loop is running.
+
+    ``on_interrupt`` is called when Ctrl-C reaches the thread that waits for
+    the helper thread, before waiting for that thread to end: it must make
+    ``function`` return (the engine stops its chains).
+    """
     if not loop_is_running():
         return function(*args, **kwargs)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pystanmods") as pool:
-        return pool.submit(function, *args, **kwargs).result()
+        future = pool.submit(function, *args, **kwargs)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            if on_interrupt is not None:
+                on_interrupt()
+            raise

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from pystanmods.engines import interrupts
 from pystanmods.engines.base import SAMPLE_STATS, Draws, Engine, Program
 from pystanmods.engines.options import SamplerOptions
 
@@ -68,6 +69,9 @@ class CmdStanEngine(Engine):
         stan_file, exe_file = self._files(program, directory)
         return stan_file.is_file() and exe_file.is_file() and exe_file.stat().st_mtime >= stan_file.stat().st_mtime
 
+    def binaries(self, program: Program, directory: Path) -> list[Path]:
+        return [self._files(program, directory)[1]]
+
     def build(self, program: Program, directory: Path) -> None:
         import cmdstanpy
 
@@ -93,12 +97,22 @@ class CmdStanEngine(Engine):
         output_dir = tempfile.mkdtemp(prefix="pystanmods-cmdstan-")
         try:
             start = time.perf_counter()
-            fit = model.sample(
-                data=data,
-                parallel_chains=min(options.chains, os.cpu_count() or 1),
-                output_dir=output_dir,
-                **options.for_cmdstanpy(),
-            )
+            with interrupts.sigterm_as_interrupt():
+                try:
+                    fit = model.sample(
+                        data=data,
+                        parallel_chains=min(options.chains, os.cpu_count() or 1),
+                        output_dir=output_dir,
+                        **options.for_cmdstanpy(),
+                    )
+                except KeyboardInterrupt:
+                    # cmdstanpy's threads would wait for the CmdStan processes
+                    # to finish their chains, and the interpreter for them.
+                    interrupts.quiet_logger_after_stop("cmdstanpy")
+                    interrupts.stop_children(self._files(program, directory)[1])
+                    raise KeyboardInterrupt(
+                        f"sampling {program.name} was interrupted; its chains were stopped"
+                    ) from None
             seconds = time.perf_counter() - start
             chains = fit.chains
             variables = {}

@@ -1,0 +1,142 @@
+"""Ctrl-C and SIGTERM while chains run: both stop the chains and raise KeyboardInterrupt.
+
+Python ends at once on SIGTERM, leaving the chain processes to run on as
+orphans; during a fit it is therefore turned into the same path as Ctrl-C,
+which stops the chains first. The command line then exits 130.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+
+def _as_sigint(signum: int, frame: FrameType | None) -> None:
+    # Whatever handles Ctrl-C now: asyncio.run's handler cancels its main
+    # task (the engine then stops its chains), Python's raises KeyboardInterrupt.
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signum, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM acts as Ctrl-C (main thread only).
+
+    A SIGTERM handler that the program installed itself, or an ignored
+    SIGTERM, is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _as_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _children() -> list[int]:
+    """Process ids of this process's children (Linux /proc; psutil elsewhere)."""
+    proc = Path("/proc")
+    if (proc / "self" / "stat").is_file():
+        me = os.getpid()
+        found: list[int] = []
+        # /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces.
+        for entry in proc.iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == me:
+                        found.append(int(entry.name))
+        return sorted(found)
+    try:
+        import psutil
+    except ImportError:
+        return []
+    return [child.pid for child in psutil.Process().children()]
+
+
+def _executable(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/exe")).resolve()
+    except OSError:
+        try:
+            import psutil
+
+            return Path(psutil.Process(pid).exe()).resolve()
+        except Exception:
+            return None
+
+
+def _running(pid: int) -> bool:
+    """Alive and not yet a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def stop_children(executable: Path, timeout: float = 5.0) -> list[int]:
+    """Terminate this process's children that run ``executable``; returns their pids.
+
+    SIGTERM first (CmdStan ends at once on it), SIGKILL for any still running
+    after ``timeout`` seconds.
+    """
+    executable = executable.resolve()
+    pids = [pid for pid in _children() if _executable(pid) == executable]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not any(_running(pid) for pid in pids):
+            break
+    return pids
+
+
+class QuietAfterStop(logging.Filter):
+    """Drops a library's "chain ended with code -N" errors for chains this process stopped.
+
+    cmdstanpy logs each chain it sees end by a signal; after an interrupt
+    those lines are the expected result of stopping the chains, not news.
+    """
+
+    def __init__(self, seconds: float = 30.0) -> None:
+        super().__init__()
+        self.until = time.monotonic() + seconds
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if time.monotonic() > self.until:
+            return True
+        codes = {-int(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)}
+        return not any(isinstance(a, int) and a in codes for a in (record.args or ()))
+
+
+def quiet_logger_after_stop(name: str) -> None:
+    """Install :class:`QuietAfterStop` on logger ``name`` (and its handlers) for a while."""
+    logger = logging.getLogger(name)
+    quiet = QuietAfterStop()
+    logger.addFilter(quiet)
+    for handler in logger.handlers:
+        handler.addFilter(quiet)
+
+
+__all__ = ["QuietAfterStop", "quiet_logger_after_stop", "sigterm_as_interrupt", "stop_children"]

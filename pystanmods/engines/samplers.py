@@ -45,6 +45,10 @@ def _init_sampler(parent: int, orphan_guard: bool) -> None:  # pragma: no cover 
     # As httpstan's own initializer: Ctrl-C in a terminal reaches the whole
     # process group, and the parent stops the chains itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent may have forked while SIGTERM had a Python handler
+    # (interrupts.sigterm_as_interrupt), which can never run in a process busy
+    # in C++: the executor ends its processes with SIGTERM, so it must kill.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if orphan_guard and sys.platform.startswith("linux"):
         import ctypes
 

@@ -92,27 +92,18 @@ class CmdStanEngine(Engine):
         stan_file, exe_file = self._files(program, directory)
         return cmdstanpy.CmdStanModel(stan_file=str(stan_file), exe_file=str(exe_file))
 
+    @interrupts.stop_cmdstan_on_interrupt
     def sample(self, program: Program, directory: Path, data: dict[str, Any], options: SamplerOptions) -> Draws:
         model = self._model(program, directory)
         output_dir = tempfile.mkdtemp(prefix="pystanmods-cmdstan-")
         try:
             start = time.perf_counter()
-            with interrupts.sigterm_as_interrupt():
-                try:
-                    fit = model.sample(
-                        data=data,
-                        parallel_chains=min(options.chains, os.cpu_count() or 1),
-                        output_dir=output_dir,
-                        **options.for_cmdstanpy(),
-                    )
-                except KeyboardInterrupt:
-                    # cmdstanpy's threads would wait for the CmdStan processes
-                    # to finish their chains, and the interpreter for them.
-                    interrupts.quiet_logger_after_stop("cmdstanpy")
-                    interrupts.stop_children(self._files(program, directory)[1])
-                    raise KeyboardInterrupt(
-                        f"sampling {program.name} was interrupted; its chains were stopped"
-                    ) from None
+            fit = model.sample(
+                data=data,
+                parallel_chains=min(options.chains, os.cpu_count() or 1),
+                output_dir=output_dir,
+                **options.for_cmdstanpy(),
+            )
             seconds = time.perf_counter() - start
             chains = fit.chains
             variables = {}

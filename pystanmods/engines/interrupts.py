@@ -8,14 +8,18 @@ which stops the chains first. The command line then exits 130.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def _as_sigint(signum: int, frame: FrameType | None) -> None:
@@ -139,4 +143,27 @@ def quiet_logger_after_stop(name: str) -> None:
         handler.addFilter(quiet)
 
 
-__all__ = ["QuietAfterStop", "quiet_logger_after_stop", "sigterm_as_interrupt", "stop_children"]
+def stop_cmdstan_on_interrupt(sample: Callable[..., T]) -> Callable[..., T]:
+    """Decorates the CmdStan engine's ``sample(program, directory, ...)``.
+
+    Within it SIGTERM acts as Ctrl-C; on either, this process's children that
+    run the program's executable are terminated (cmdstanpy's threads would
+    wait for them to finish their chains, and the interpreter for the
+    threads), and a short KeyboardInterrupt is raised.
+    """
+
+    @functools.wraps(sample)
+    def wrapper(engine: Any, program: Any, directory: Path, *args: Any, **kwargs: Any) -> T:
+        with sigterm_as_interrupt():
+            try:
+                return sample(engine, program, directory, *args, **kwargs)
+            except KeyboardInterrupt:
+                quiet_logger_after_stop("cmdstanpy")
+                for executable in engine.binaries(program, directory):
+                    stop_children(executable)
+                raise KeyboardInterrupt(f"sampling {program.name} was interrupted; its chains were stopped") from None
+
+    return wrapper
+
+
+__all__ = ["QuietAfterStop", "quiet_logger_after_stop", "sigterm_as_interrupt", "stop_cmdstan_on_interrupt", "stop_children"]

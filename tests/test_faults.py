@@ -210,6 +210,61 @@ def test_api_fit_interrupted_raises_keyboardinterrupt_and_fits_again(
     assert _sockets(tmp_path) == []
 
 
+CMDSTAN_LIKE_SCRIPT = """
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pystanmods.engines import interrupts
+
+
+class Engine:
+    # The engine's binary is `sleep`, run as cmdstanpy runs CmdStan: one
+    # process per chain, each waited for by a thread reading its output.
+    def binaries(self, program, directory):
+        return [Path(shutil.which("sleep"))]
+
+    @interrupts.stop_cmdstan_on_interrupt
+    def sample(self, program, directory):
+        def chain(i):
+            process = subprocess.Popen(["sleep", "300"], stdout=subprocess.PIPE)
+            process.stdout.read()
+            return process.wait()
+        with ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(chain, i) for i in range(2)]
+            print("started", flush=True)
+        return [f.result() for f in futures]
+
+
+class Program:
+    name = "fake"
+
+
+Engine().sample(Program(), Path("."))
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cmdstan_style_chains_are_stopped_on_interrupt(sig: signal.Signals, tmp_path: Path) -> None:
+    """The CmdStan engine's interrupt handling, run here without CmdStan: the
+    chains are child processes waited for by threads, as in cmdstanpy."""
+    script = tmp_path / "chains.py"
+    script.write_text(textwrap.dedent(CMDSTAN_LIKE_SCRIPT))
+    process, stderr = _start([sys.executable, str(script)], tmp_path, _env(tmp_path))
+    assert process.stdout.readline() == b"started\n"
+    deadline = time.monotonic() + 30
+    while len(chains := _children(process.pid)) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    process.send_signal(sig)
+    _wait_or_kill(process, chains, sig.name)
+    assert process.returncode == -signal.SIGINT
+    assert stderr.text().rstrip().endswith("KeyboardInterrupt: sampling fake was interrupted; its chains were stopped")
+    _assert_gone(chains)
+
+
 def test_a_fit_leaves_no_socket_files(csv_files: dict[str, Path], tmp_path: Path) -> None:
     # httpstan binds one Unix socket per chain in the temporary directory
     # (TMPDIR, here the test's own); before, each fit left both behind.

@@ -26,7 +26,7 @@ import numpy as np
 
 from pystanmods.compile import integrity
 from pystanmods.engines import httpstan_fits, interrupts, samplers
-from pystanmods.engines.asyncio_compat import run_outside_loop
+from pystanmods.engines.asyncio_compat import loop_is_running, run_outside_loop
 from pystanmods.engines.base import SAMPLE_STATS, Draws, Engine, Program
 from pystanmods.engines.options import SamplerOptions
 
@@ -226,6 +226,14 @@ class PyStanEngine(Engine):
         # After _install, which points httpstan at pystanmods' cache: the
         # sampler processes must inherit that.
         samplers.start()
+        if loop_is_running():
+            # Loaded here first, so that this thread, not PyStan's helper
+            # thread, has the model's autodiff stack: a pool forked from this
+            # thread after an interrupt (samplers.stop) then inherits a usable
+            # stack; without it the refit's chains died of SIGSEGV.
+            import httpstan.models
+
+            httpstan.models.import_services_extension_module(self._model_name(program))
         code = _program_code(program, self._options(program))
         # PyStan announces "Building..." on stdout even when the model is cached,
         # and repeats stanc's pedantic notes on stderr at every fit; the notes on

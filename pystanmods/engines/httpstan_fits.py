@@ -159,6 +159,7 @@ async def run_chains(model_name: str, requests: list[dict[str, Any]], iterations
             # processes blocked on sockets nobody reads. Stop them first.
             await _stop_chains()
             raise
+    _raise_if_a_process_died(operations)
     names = [op["result"]["name"] for op in operations if "name" in op["result"]]
     failed = [op["result"] for op in operations if "name" not in op["result"]]
     if failed:
@@ -168,8 +169,6 @@ async def run_chains(model_name: str, requests: list[dict[str, Any]], iterations
         for name in names:
             httpstan.cache.delete_fit(name)
         message = failed[0].get("message", str(failed[0]))
-        if "BrokenProcessPool" in message:
-            raise ChainProcessDied(samplers.crash_cause() or "ended abruptly")
         if "Initialization failed" in message:
             raise RuntimeError("Initialization failed.")
         raise RuntimeError(message)
@@ -178,6 +177,20 @@ async def run_chains(model_name: str, requests: list[dict[str, Any]], iterations
 
 class ChainProcessDied(RuntimeError):
     """A chain process ended abruptly (a crash or a kill), taking its pool with it."""
+
+
+def _raise_if_a_process_died(operations: list[dict[str, Any]]) -> None:
+    """ChainProcessDied when a chain's process died (the pool broke), after
+    deleting the fit files of chains that finished before."""
+    results = [op["result"] for op in operations]
+    if not any("BrokenProcessPool" in str(result.get("message", "")) for result in results):
+        return
+    import httpstan.cache
+
+    for result in results:
+        if "name" in result:
+            httpstan.cache.delete_fit(result["name"])
+    raise ChainProcessDied(samplers.crash_cause() or "ended abruptly")
 
 
 async def _stop_chains(timeout: float = 5.0) -> None:

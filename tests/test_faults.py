@@ -36,8 +36,9 @@ LONG_FIT = ["--chains", "2", "--iter-warmup", "5000", "--iter-sampling", "5000",
 #: Not a speed requirement: a bound that tells an exit from a hang, with
 #: room for a loaded machine. The chains themselves would need minutes.
 EXIT_WITHIN = 60.0
-# Progress shown once some iterations are done: httpstan's bar, CmdStan's lines.
-SAMPLING = re.compile(rb"Sampling:[^\r\n]*\|\s*[1-9]\d*/\d+|Iteration:\s+[1-9]")
+# Progress bars once some iterations are done: the embedded engine's
+# ("Sampling: 1%|...| 100/20000") and cmdstanpy's, one per chain ("chain 1: ...").
+SAMPLING = re.compile(rb"(?:Sampling|chain \d+):[^\r\n]*\|\s*[1-9]\d*/\d+")
 
 
 @pytest.fixture(scope="module")

@@ -289,6 +289,40 @@ def test_cmdstan_style_chains_are_stopped_on_interrupt(sig: signal.Signals, tmp_
     _assert_gone(chains)
 
 
+def _cmdstanpy_error(retcodes: str) -> RuntimeError:
+    # The shape of cmdstanpy 1.3's error after a failed run (CmdStanModel.sample
+    # and RunSet.__repr__), here with CmdStan's own error line.
+    return RuntimeError(
+        "Error during sampling:\n\nCommand and output files:\nRunSet: chains=2, chain_ids=[1, 2], num_processes=2\n"
+        f" cmd (chain 1):\n\t['/cache/model1', 'id=1']\n retcodes={retcodes}\n per-chain output files (showing chain 1"
+        " only):\n csv_file:\n\t/tmp/x.csv\n console_msgs (if any):\n\t/tmp/x.txt"
+    )
+
+
+@pytest.mark.parametrize("retcodes", ["[-7, 0]", "[1, 0]"])
+def test_a_crashed_cmdstan_process_is_named_with_the_model_and_cache_entry(retcodes: str, tmp_path: Path) -> None:
+    """Read by the CmdStan engine from cmdstanpy's error: a negative return
+    code is a CmdStan process killed by that signal; others pass unchanged."""
+    from pystanmods.engines import interrupts
+
+    class Engine:
+        def binaries(self, program: Program, directory: Path) -> list[Path]:
+            return [directory / "model1"]
+
+        @interrupts.stop_cmdstan_on_interrupt
+        def sample(self, program: Program, directory: Path) -> None:
+            raise _cmdstanpy_error(retcodes)
+
+    with pytest.raises(RuntimeError) as raised:
+        Engine().sample(Program("model1", ""), tmp_path)
+    if retcodes.startswith("[-7"):
+        assert str(raised.value) == interrupts.chain_died("model1", "signal SIGBUS", tmp_path).args[0]
+        assert "a chain process of model1 died while sampling (signal SIGBUS)" in str(raised.value)
+        assert str(tmp_path) in str(raised.value)
+    else:
+        assert str(raised.value).startswith("Error during sampling")
+
+
 def test_a_fit_leaves_no_socket_files(csv_files: dict[str, Path], tmp_path: Path) -> None:
     # httpstan binds one Unix socket per chain in the temporary directory
     # (TMPDIR, here the test's own); before, each fit left both behind.

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -143,13 +144,41 @@ def quiet_logger_after_stop(name: str) -> None:
         handler.addFilter(quiet)
 
 
+def chain_died(model: str, cause: str, entry: Path) -> RuntimeError:
+    """The error for a chain process that died: the model, how, and the cache entry it ran."""
+    return RuntimeError(
+        f"a chain process of {model} died while sampling ({cause}); it ran the compiled model "
+        f"in the cache entry {entry}. If this repeats, delete that directory to rebuild the model"
+    )
+
+
+#: cmdstanpy's error after a failed run ends with its RunSet, whose
+#: ``retcodes=[...]`` line holds each CmdStan process's return code
+#: (negative: killed by that signal).
+_RETCODES = re.compile(r"retcodes=\[([^\]]*)\]")
+
+
+def _signal_in(message: str) -> str | None:
+    """``signal SIGBUS`` when cmdstanpy's error shows a CmdStan process killed by a signal."""
+    found = _RETCODES.search(message)
+    codes = [int(c) for c in re.findall(r"-?\d+", found.group(1))] if found else []
+    for code in codes:
+        if code < 0:
+            try:
+                return f"signal {signal.Signals(-code).name}"
+            except ValueError:
+                return f"signal {-code}"
+    return None
+
+
 def stop_cmdstan_on_interrupt(sample: Callable[..., T]) -> Callable[..., T]:
     """Decorates the CmdStan engine's ``sample(program, directory, ...)``.
 
     Within it SIGTERM acts as Ctrl-C; on either, this process's children that
     run the program's executable are terminated (cmdstanpy's threads would
     wait for them to finish their chains, and the interpreter for the
-    threads), and a short KeyboardInterrupt is raised.
+    threads), and a short KeyboardInterrupt is raised. A CmdStan process
+    killed by a signal (a crash) is reported with the model and cache entry.
     """
 
     @functools.wraps(sample)
@@ -162,8 +191,13 @@ def stop_cmdstan_on_interrupt(sample: Callable[..., T]) -> Callable[..., T]:
                 for executable in engine.binaries(program, directory):
                     stop_children(executable)
                 raise KeyboardInterrupt(f"sampling {program.name} was interrupted; its chains were stopped") from None
+            except RuntimeError as error:
+                cause = _signal_in(str(error))
+                if cause is None:
+                    raise
+                raise chain_died(program.name, cause, directory) from error
 
     return wrapper
 
 
-__all__ = ["QuietAfterStop", "quiet_logger_after_stop", "sigterm_as_interrupt", "stop_cmdstan_on_interrupt", "stop_children"]
+__all__ = ["QuietAfterStop", "chain_died", "quiet_logger_after_stop", "sigterm_as_interrupt", "stop_cmdstan_on_interrupt", "stop_children"]

@@ -252,10 +252,7 @@ class PyStanEngine(Engine):
                 raise KeyboardInterrupt(f"sampling {program.name} was interrupted; its chains were stopped") from None
             except httpstan_fits.ChainProcessDied as died:
                 samplers.stop()
-                raise RuntimeError(
-                    f"a chain process of {program.name} died while sampling ({died}); it ran the compiled model "
-                    f"in the cache entry {directory}. If this repeats, delete that directory to rebuild the model"
-                ) from None
+                raise interrupts.chain_died(program.name, str(died), directory) from None
         chains = httpstan_fits.collect(fit_names, options.kept_per_chain)
         columns = chains[0].columns
         messages = [m for chain in chains for m in chain.messages]

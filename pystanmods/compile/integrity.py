@@ -107,8 +107,9 @@ def differences(source: Path, target: Path, binaries: list[Path]) -> str | None:
         copy = target / path.name
         if not copy.is_file():
             return f"{path.name} is missing"
-        if path in binaries and (copy.stat().st_size != path.stat().st_size or sha256(copy) != sha256(path)):
-            return f"{path.name} differs from the verified build ({copy.stat().st_size:,} bytes, not {path.stat().st_size:,})"
+        size, expected = copy.stat().st_size, path.stat().st_size
+        if path in binaries and (size != expected or sha256(copy) != sha256(path)):
+            return f"{path.name} differs from the verified build ({size:,} bytes, not {expected:,})"
     return None
 
 

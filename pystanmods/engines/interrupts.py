@@ -1,8 +1,10 @@
-"""Ctrl-C and SIGTERM while chains run: both stop the chains and raise KeyboardInterrupt.
+"""Faults while chains run: Ctrl-C, SIGTERM and a chain process that dies.
 
-Python ends at once on SIGTERM, leaving the chain processes to run on as
-orphans; during a fit it is therefore turned into the same path as Ctrl-C,
-which stops the chains first. The command line then exits 130.
+Ctrl-C and SIGTERM both stop the chains and raise KeyboardInterrupt; the
+command line then exits 130. Python ends at once on SIGTERM, leaving the
+chain processes to run on as orphans, so during a fit SIGTERM takes the same
+path as Ctrl-C. A chain process that dies is reported with the model and the
+cache entry it ran (:func:`chain_died`).
 """
 
 from __future__ import annotations
@@ -200,4 +202,11 @@ def stop_cmdstan_on_interrupt(sample: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-__all__ = ["QuietAfterStop", "chain_died", "quiet_logger_after_stop", "sigterm_as_interrupt", "stop_cmdstan_on_interrupt", "stop_children"]
+__all__ = [
+    "QuietAfterStop",
+    "chain_died",
+    "quiet_logger_after_stop",
+    "sigterm_as_interrupt",
+    "stop_children",
+    "stop_cmdstan_on_interrupt",
+]

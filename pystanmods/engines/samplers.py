@@ -134,11 +134,6 @@ def start() -> SamplerPool:
         return _POOL
 
 
-def pids() -> list[int]:
-    """Process ids of the current pool's chain processes (none before start)."""
-    return sorted(_POOL.processes) if _POOL is not None else []
-
-
 def stop(timeout: float = 5.0) -> None:
     """Kill the chain processes of the current pool; the next fit forks a new one.
 

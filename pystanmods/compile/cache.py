@@ -4,15 +4,18 @@ A compiled model lives in a user cache directory (platformdirs), never inside
 the installed package, under a key that covers the Stan code, the engine and
 its Stan version, and the compile options. A file lock per key makes two
 processes that compile the same model at once safe: the second waits, then
-finds the first one's build.
+finds the first one's build. The entry records the sha256 of its compiled
+files, checked before each use: a damaged build is rebuilt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any
 import platformdirs
 from filelock import FileLock
 
+from pystanmods.compile import integrity
 from pystanmods.engines.base import Engine, Program
 
 MARKER = "compiled.json"
@@ -94,22 +98,65 @@ def _read_marker(directory: Path) -> dict[str, Any] | None:
         return None
 
 
+def _write_marker(directory: Path, record: dict[str, Any]) -> None:
+    # A temporary file of its own, then one rename: a reader never sees half
+    # a marker, even with two processes writing.
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=MARKER + ".", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(record, indent=2))
+    os.replace(tmp, directory / MARKER)
+
+
+def _damage(program: Program, engine: Engine, directory: Path, marker: dict[str, Any]) -> str | None:
+    """Why the entry's build cannot be used, or None when its binaries check out.
+
+    An entry made before checksums were recorded has none: its binaries are
+    checked for truncation (ELF sizes) and their checksums recorded now.
+    """
+    binaries = engine.binaries(program, directory)
+    recorded = marker.get("sha256")
+    if recorded is not None:
+        return integrity.mismatch(directory, binaries, recorded)
+    for path in binaries:
+        shortfall = integrity.elf_shortfall(path)
+        if shortfall:
+            return shortfall
+    with contextlib.suppress(OSError):
+        _write_marker(directory, {**marker, "sha256": integrity.checksums(directory, binaries)})
+    return None
+
+
+def _usable(program: Program, engine: Engine, directory: Path, key: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The entry's marker if its build can be used, else None and why it cannot (None: never built)."""
+    marker = _read_marker(directory)
+    if not marker or marker.get("key") != key:
+        return None, None
+    if not engine.is_built(program, directory):
+        return None, "the compiled files are missing"
+    damage = _damage(program, engine, directory, marker)
+    return (None, damage) if damage else (marker, None)
+
+
 def compile_program(program: Program, engine: Engine, *, quiet: bool = False) -> CompiledModel:
     """Return the cached build of ``program``, building it once if needed.
 
     The first build of a program prints that it is compiling and how long it
-    took; later calls return at once.
+    took; later calls return at once. The build's checksums are verified at
+    every call; a damaged build is rebuilt, with a one-line notice.
     """
     directory, key = _entry(program, engine)
-    marker = _read_marker(directory)
-    if marker and marker.get("key") == key and engine.is_built(program, directory):
+    marker, damage = _usable(program, engine, directory, key)
+    if marker:
         return CompiledModel(program, engine, directory, key, float(marker["seconds"]), cached=True)
     directory.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(directory) + ".lock"):
         # Another process may have finished the build while this one waited.
-        marker = _read_marker(directory)
-        if marker and marker.get("key") == key and engine.is_built(program, directory):
+        marker, damage = _usable(program, engine, directory, key)
+        if marker:
             return CompiledModel(program, engine, directory, key, float(marker["seconds"]), cached=True)
+        if damage:
+            print(f"pystanmods: the cached build of {program.name} in {directory} is damaged ({damage}); "
+                  "rebuilding it", file=sys.stderr, flush=True)
         directory.mkdir(parents=True, exist_ok=True)
         if not quiet:
             print(
@@ -129,10 +176,9 @@ def compile_program(program: Program, engine: Engine, *, quiet: bool = False) ->
             "options": program.options,
             "seconds": seconds,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "sha256": integrity.checksums(directory, engine.binaries(program, directory)),
         }
-        tmp = directory / (MARKER + ".tmp")
-        tmp.write_text(json.dumps(record, indent=2))
-        tmp.replace(directory / MARKER)
+        _write_marker(directory, record)
         if not quiet:
             print(f"pystanmods: compiled {program.name} in {_elapsed(seconds)}", file=sys.stderr, flush=True)
     return CompiledModel(program, engine, directory, key, seconds, cached=False)

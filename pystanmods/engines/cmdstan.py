@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from pystanmods.engines import interrupts
 from pystanmods.engines.base import SAMPLE_STATS, Draws, Engine, Program
 from pystanmods.engines.options import SamplerOptions
 
@@ -102,6 +103,9 @@ class CmdStanEngine(Engine):
         stan_file, exe_file = self._files(program, directory)
         return stan_file.is_file() and exe_file.is_file() and exe_file.stat().st_mtime >= stan_file.stat().st_mtime
 
+    def binaries(self, program: Program, directory: Path) -> list[Path]:
+        return [self._files(program, directory)[1]]
+
     def build(self, program: Program, directory: Path) -> None:
         import cmdstanpy
 
@@ -122,6 +126,7 @@ class CmdStanEngine(Engine):
         stan_file, exe_file = self._files(program, directory)
         return cmdstanpy.CmdStanModel(stan_file=str(stan_file), exe_file=str(exe_file))
 
+    @interrupts.stop_cmdstan_on_interrupt
     def sample(self, program: Program, directory: Path, data: dict[str, Any], options: SamplerOptions) -> Draws:
         model = self._model(program, directory)
         output_dir = tempfile.mkdtemp(prefix="pystanmods-cmdstan-")

@@ -41,7 +41,9 @@ test: models
 test-slow: models
 	$(PY) -m pytest -ra -m slow
 
+# Says first which CmdStan it tests, or stops in one line when there is none.
 test-cmdstan: $(STAMP)
+	@$(PY) -m pystanmods.cli.cmdstan_check
 	PYSTANMODS_ENGINE=cmdstan $(PY) -m pystanmods.cli.main compile --all --jobs $(JOBS)
 	$(PY) -m pytest -ra -m cmdstan
 

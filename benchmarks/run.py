@@ -307,11 +307,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--peer-parameterizations", nargs="+", default=["seed", "identified", "centered"],
                         choices=["seed", "identified", "centered"])
     parser.add_argument("--compare-stem", default="compare", help="file stem of the comparison's results")
-    # Internal: one scale point in this process.
-    parser.add_argument("--scale-point", type=float, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--tool", default=OURS, help=argparse.SUPPRESS)
-    parser.add_argument("--point-out", type=Path, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--thin", type=int, default=1, help=argparse.SUPPRESS)
+    # One scale point in this process (the scale curve spawns these; a recorded
+    # command may run one alone). Its figures go to --point-out, by default
+    # OUT/scale_point_<tool>_<N>.json: no option is required beyond --scale-point.
+    parser.add_argument("--scale-point", type=float, default=None, metavar="N",
+                        help="run one scale point of about N rows (with --tool, --chains, --warmup, --draws, --thin)")
+    parser.add_argument("--tool", default=OURS, help="the scale point's tool (default pystanmods)")
+    parser.add_argument("--point-out", type=Path, default=None, metavar="JSON",
+                        help="where the scale point's figures go (default OUT/scale_point_<tool>_<N>.json)")
+    parser.add_argument("--thin", type=int, default=1, help="keep every k-th draw of the scale point")
     args = parser.parse_args(argv)
     if args.quick:
         args.chains, args.warmup, args.draws = 2, 200, 200
@@ -327,10 +331,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.scale_point is not None:
         from benchmarks import scale
+        from pystanmods.outputs import OutputError
 
-        point = scale.run_point(args.tool, int(args.scale_point), args.scale_chains if args.chains is None else args.chains,
-                                args.warmup, args.draws, args.seed, args.cores, args.thin)
-        scale.write_point(point, args.point_out)
+        n_target = int(args.scale_point)
+        path = args.point_out or scale.point_file(args.out, args.tool, n_target)
+        try:
+            scale.measure_point(args.tool, n_target, args.chains, args.warmup, args.draws, args.seed, args.cores,
+                                args.thin, path)
+        except OutputError as error:  # before anything ran
+            print(f"python -m benchmarks.run: error: {error}", file=sys.stderr)
+            return 2
+        except Exception as error:
+            print(f"scale point failed: {type(error).__name__}: {error}; what it measured is in {path}", file=sys.stderr)
+            return 1
+        print(f"wrote {path}")
         return 0
 
     missing = [t for t in args.tools if t in PEERS and not have(t)]

@@ -143,13 +143,18 @@ def pystan_grad_timers(data: dict[str, Any], parameterization: str = "noncentere
 
 
 def run_point(tool: str, n_target: int, chains: int, warmup: int, draws: int, seed: int, cores: int,
-              thin: int = 1) -> ScalePoint:
-    """Measure one tool at one size (called inside the point's own process)."""
+              thin: int = 1, point: ScalePoint | None = None) -> ScalePoint:
+    """Measure one tool at one size (called inside the point's own process).
+
+    Figures are filled into ``point`` as they are measured, so that a caller
+    passing its own keeps them when a later step fails (see :func:`measure_point`).
+    """
     from benchmarks import peers
     from benchmarks.metrics import free_parameter_summary, stan_parameter_names
 
     start = time.perf_counter()
-    point = ScalePoint(tool, n_target, chains=chains, warmup=warmup, draws=draws)
+    if point is None:
+        point = ScalePoint(tool, n_target, chains=chains, warmup=warmup, draws=draws)
     import pystanmods
 
     model = pystanmods.get_model("model5")
@@ -197,10 +202,45 @@ def run_point(tool: str, n_target: int, chains: int, warmup: int, draws: int, se
         point.seconds_per_leapfrog = point.sampling_seconds / (point.leapfrog_steps / chains)
         point.ess_per_second = point.min_ess_bulk / point.sampling_seconds
     point.wall_seconds = time.perf_counter() - start
+    _record_memory(point)
+    return point
+
+
+def _record_memory(point: ScalePoint) -> None:
     # ru_maxrss is in KiB on Linux: the larger of this process and its largest
     # (waited-for) child, where the embedded engine runs its chains.
     rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     point.peak_rss_mib = rss / 1024
+
+
+def point_file(out: Path, tool: str, n_target: int) -> Path:
+    """Where a scale point run on its own writes its figures: ``OUT/scale_point_<tool>_<N>.json``."""
+    return out / f"scale_point_{tool}_{n_target}.json"
+
+
+def measure_point(tool: str, n_target: int, chains: int, warmup: int, draws: int, seed: int, cores: int,
+                  thin: int, path: Path) -> ScalePoint:
+    """Run one point and write it to ``path`` whatever happens.
+
+    The path is checked before anything runs. On failure (an exception, or
+    Ctrl-C) the point is written with ``error`` set and every figure measured
+    up to then, and the error is raised again: a long run never loses what it
+    measured to a failure at its end.
+    """
+    from pystanmods.outputs import check_file
+
+    check_file(path, "scale point")
+    start = time.perf_counter()
+    point = ScalePoint(tool, n_target, chains=chains, warmup=warmup, draws=draws)
+    try:
+        run_point(tool, n_target, chains, warmup, draws, seed, cores, thin, point=point)
+    except BaseException as error:
+        point.error = " ".join(f"{type(error).__name__}: {error}".split())[:500]
+        point.wall_seconds = time.perf_counter() - start
+        _record_memory(point)
+        write_point(point, path)
+        raise
+    write_point(point, path)
     return point
 
 
@@ -236,6 +276,7 @@ def sampled(point: ScalePoint) -> bool:
 
 
 def write_point(point: ScalePoint, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(asdict(point), default=float))
 
 

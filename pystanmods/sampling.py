@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pystanmods.compile.cache import CompiledModel, compile_program
+from pystanmods.data.validate import InitializationError, explain_initialization_failure
 from pystanmods.engines import Engine, Program, SamplerOptions, get_engine
 from pystanmods.engines.base import Draws
 from pystanmods.models import Model, StanData, get_model, threaded_models
@@ -124,7 +125,15 @@ def fit(
     if threads_per_chain is not None:
         stan_data = _threaded(model, stan_data, threads_per_chain)
     compiled = compile_model(model, parameterization, engine)
-    draws = engine.sample(compiled.program, compiled.directory, stan_data.data, options)
+    try:
+        draws = engine.sample(compiled.program, compiled.directory, stan_data.data, options)
+    except RuntimeError as error:
+        # PyStan says "Initialization failed."; cmdstanpy's error carries CmdStan's console lines.
+        markers = ("Initialization failed", "Initialization between", "Rejecting initial value")
+        if not any(marker in str(error) for marker in markers):
+            raise
+        message = explain_initialization_failure(model.name, stan_data.frame, options.inits, error)
+        raise InitializationError(message) from error
     if variables is not None:
         draws = _keep(draws, variables)
     attrs = {
@@ -133,7 +142,7 @@ def fit(
         "program": compiled.program.name,
         "engine": engine.name,
         "stan_version": engine.stan_version(),
-        "seed": seed,
+        "seed": options.seed,
         "iter_warmup": iter_warmup,
         "iter_sampling": iter_sampling,
         "adapt_delta": options.value("adapt_delta"),

@@ -12,6 +12,7 @@ import pystanmods as psm
 from pystanmods.engines import SamplerOptions, default_engine_name, get_engine
 from pystanmods.engines.cmdstan import find_cmdstan
 from pystanmods.sampling import compile_model
+from pystanmods.stanfit.parity import draw_differences, mean_differences
 from tests.helpers import random_parameters
 
 SHORT = {"chains": 2, "iter_warmup": 300, "iter_sampling": 300, "show_progress": False}
@@ -107,31 +108,127 @@ def test_engines_agree_on_the_log_density(name: str) -> None:
     )
 
 
+#: Same seed, same chains. CmdStan writes draws with 18 significant digits
+#: (cmdstan.SIG_FIGS) and 17 already give back a double exactly, so equal
+#: arithmetic gives equal draws, as it did at CmdStan's default 6 digits up to
+#: that rounding (5e-6; issue 14). The tolerance leaves room only for last-bit
+#: differences (one ulp is 2.2e-16 relative) of a math library in the
+#: constraining transforms and generated quantities, 4,500 ulps' worth; a
+#: difference in the sampler's arithmetic moves a trajectory, and within a few
+#: iterations every later draw by a sizeable part of a posterior sd (> 1e-3
+#: here), so nothing between the two fails to fail.
+SAME_SEED = {"rtol": 1e-12, "atol": 1e-12}
+
+#: Different seeds: posterior means differ by Monte Carlo error, sd
+#: sqrt(mcse_a^2 + mcse_b^2). With 15 scalars, |diff| <= 4.5 of those sds
+#: fails a correct pair with probability about 15 x 6.8e-6 = 1e-4 (more, some,
+#: as MCSEs are estimates), while a wrong likelihood or prior moves means by
+#: posterior sds, dozens of MCSEs at 4 x 1000 draws.
+Z_MAX = 4.5
+MODEL2_SCALARS = ["mu_alpha", "sigma_alpha", "mu_beta", "sigma_beta", "alpha_g", "beta_g", "sigma"]
+
+
+def _model2_fits(seeds: dict[str, int], **options: object) -> dict[str, psm.StanFit]:
+    simulation = psm.get_model("model2").simulate(seed=103)
+    return {
+        engine: psm.fit("model2", simulation.data, parameterization="centered", engine=engine, seed=seed,
+                        show_progress=False, **options)
+        for engine, seed in seeds.items()
+    }
+
+
+def _same_layout(a: psm.StanFit, b: psm.StanFit) -> None:
+    assert set(a.idata.groups()) == set(b.idata.groups())
+    assert set(a.idata.posterior.data_vars) == set(b.idata.posterior.data_vars)
+    assert list(a.idata.posterior.gene.values) == list(b.idata.posterior.gene.values)
+
+
+@pytest.mark.cmdstan
+def test_engines_give_the_same_chains_for_the_same_seed() -> None:
+    """Model 2 on both engines with seed 4: every draw of every group, sample
+    statistics included, agrees within SAME_SEED, the strongest parity there is."""
+    fits = _model2_fits({"pystan": 4, "cmdstan": 4})
+    assert fits["cmdstan"].engine == "cmdstan" and fits["pystan"].engine == "pystan"
+    _same_layout(fits["pystan"], fits["cmdstan"])
+    problems = draw_differences(fits["pystan"].idata, fits["cmdstan"].idata, **SAME_SEED)
+    assert problems == [], "\n".join(problems)
+
+
 @pytest.mark.cmdstan
 def test_engines_agree_on_the_posterior() -> None:
-    """Model 2 fitted on both engines: each posterior mean agrees within Monte Carlo error.
-
-    The difference of two independent estimates has sd sqrt(mcse_a^2 + mcse_b^2);
-    with 15 scalars, |diff| < 4.5 of those sds fails a correct pair with
-    probability about 15 x 7e-6, while a different model or likelihood moves
-    means by many posterior sds (hundreds of MCSEs).
-    """
-    simulation = psm.get_model("model2").simulate(seed=103)
-    fits = {
-        engine: psm.fit("model2", simulation.data, parameterization="centered", engine=engine, seed=4,
-                        show_progress=False)
-        for engine in ("pystan", "cmdstan")
-    }
+    """Model 2 on both engines with different seeds (4 and 5): each of the 15
+    posterior means agrees within Z_MAX Monte Carlo standard errors."""
+    fits = _model2_fits({"pystan": 4, "cmdstan": 5})
     assert fits["cmdstan"].engine == "cmdstan" and fits["pystan"].engine == "pystan"
-    names = ["mu_alpha", "sigma_alpha", "mu_beta", "sigma_beta", "alpha_g", "beta_g", "sigma"]
-    summaries = {e: az.summary(f.idata, var_names=names) for e, f in fits.items()}
-    a, b = summaries["pystan"], summaries["cmdstan"]
-    z = (a["mean"] - b["mean"]) / np.sqrt(a["mcse_mean"] ** 2 + b["mcse_mean"] ** 2)
-    assert (z.abs() < 4.5).all(), z.to_string()
-    # The two results have the same layout: groups, variables and coords.
-    assert set(fits["pystan"].idata.groups()) == set(fits["cmdstan"].idata.groups())
-    assert set(fits["pystan"].idata.posterior.data_vars) == set(fits["cmdstan"].idata.posterior.data_vars)
-    assert list(fits["pystan"].idata.posterior.gene.values) == list(fits["cmdstan"].idata.posterior.gene.values)
+    _same_layout(fits["pystan"], fits["cmdstan"])
+    # Different seeds give different chains; otherwise this would test nothing new.
+    assert draw_differences(fits["pystan"].idata, fits["cmdstan"].idata, groups=["posterior"], **SAME_SEED)
+    table = mean_differences(fits["pystan"].idata, fits["cmdstan"].idata, MODEL2_SCALARS, z_max=Z_MAX)
+    assert len(table) == 15 and table["ok"].all(), table.to_string()
+
+
+# The comparisons themselves, on the embedded engine alone: they must pass on
+# fits that agree and fail on ones that do not.
+
+
+def test_draw_comparison_passes_identical_chains_and_fails_rounded_or_shifted_ones() -> None:
+    fits = _model2_fits({"pystan": 4}, chains=2, iter_warmup=300, iter_sampling=300)
+    again = _model2_fits({"pystan": 4}, chains=2, iter_warmup=300, iter_sampling=300)
+    a, b = fits["pystan"].idata, again["pystan"].idata
+    assert draw_differences(a, b, **SAME_SEED) == []
+
+    # CmdStan's default 6 significant digits (no sig_figs) would fail it.
+    rounded = b.copy()
+    sigma = rounded.posterior["sigma"].values
+    rounded.posterior["sigma"].values = np.vectorize(lambda v: float(f"{v:.6g}"))(sigma)
+    problems = draw_differences(a, rounded, **SAME_SEED)
+    assert len(problems) == 1 and problems[0].startswith("posterior.sigma: ")
+
+    # One value moved by 1e-9 of itself fails; a missing variable is a difference too.
+    shifted = b.copy()
+    shifted.posterior["mu_alpha"].values[1, 17] *= 1 + 1e-9
+    problems = draw_differences(a, shifted, **SAME_SEED)
+    assert problems == [problems[0]] and "1 of 600 values differ; largest at (1, 17)" in problems[0]
+    assert draw_differences(a, _without(b, "sigma"), **SAME_SEED) == ["posterior.sigma only in fit a"]
+    assert draw_differences(a, b, **SAME_SEED) == [], "the copies left the fit they came from alone"
+
+
+def _without(idata: az.InferenceData, name: str) -> az.InferenceData:
+    copy = idata.copy()
+    copy.posterior = copy.posterior.drop_vars(name)
+    return copy
+
+
+def test_mean_comparison_passes_independent_chains_and_fails_a_shift() -> None:
+    """Two embedded-engine fits with seeds 4 and 5 agree within Monte Carlo error;
+    moving one gene's draws by 10 combined MCSEs (so at least 10 - 4.5) fails that gene alone."""
+    a = _model2_fits({"pystan": 4})["pystan"].idata
+    b = _model2_fits({"pystan": 5})["pystan"].idata
+    table = mean_differences(a, b, MODEL2_SCALARS, z_max=Z_MAX)
+    assert len(table) == 15 and table["ok"].all(), table.to_string()
+    assert (table["mcse_a"] > 0).all() and table["z"].abs().max() > 0  # unrounded, and not the same chains
+
+    row = table.loc["alpha_g[0]"]
+    shifted = b.copy()
+    shifted.posterior["alpha_g"].values[..., 0] += 10 * np.hypot(row["mcse_a"], row["mcse_b"])
+    moved = mean_differences(a, shifted, MODEL2_SCALARS, z_max=Z_MAX)
+    assert list(moved.index[~moved["ok"]]) == ["alpha_g[0]"], moved.to_string()
+
+
+def test_mean_comparison_of_constant_draws_is_never_nan() -> None:
+    """A scalar constant in both fits has MCSE 0 in both: equal values agree (z = 0),
+    unequal ones do not (z infinite), where the old table gave 0/0 = NaN."""
+    def fit(constant: float, x: np.ndarray) -> az.InferenceData:
+        return az.from_dict(posterior={"c": np.full((4, 100), constant), "x": x})
+
+    x = np.random.default_rng(1).normal(size=(4, 100))
+    same = mean_differences(fit(2.0, x), fit(2.0, x + 0.01), ["c", "x"], z_max=Z_MAX)
+    assert same.loc["c", "ok"] and same.loc["c", "z"] == 0 and same.loc["c", "mcse_a"] == 0
+    differ = mean_differences(fit(2.0, x), fit(2.5, x), ["c"], z_max=Z_MAX)
+    assert not differ.loc["c", "ok"] and differ.loc["c", "z"] == -np.inf
+    nan = x.copy()
+    nan[0, 0] = np.nan
+    assert not mean_differences(fit(2.0, nan), fit(2.0, x), ["x"], z_max=Z_MAX).loc["x", "ok"]
 
 
 def test_embedded_engine_refuses_draws_it_could_not_collect(monkeypatch: pytest.MonkeyPatch) -> None:

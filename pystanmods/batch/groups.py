@@ -20,6 +20,7 @@ import pandas as pd
 
 from pystanmods.data import DataError
 from pystanmods.models import Model, get_model
+from pystanmods.outputs import check_directory
 
 #: Columns of the summary table, in order.
 SUMMARY_COLUMNS = (
@@ -112,6 +113,36 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def finished_file_ok(path: Path, record: Mapping[str, Any]) -> bool:
+    """Whether a finished group's ``.nc`` is the file its record describes.
+
+    The record (written with the fingerprint of the group's model, data and
+    settings) holds the SHA-256 of the ``.nc`` as written; a truncated or
+    replaced file differs, and its group is fitted again rather than skipped.
+    Records from before the checksum are checked by opening the file.
+    """
+    if not path.is_file():
+        return False
+    if record.get("file_sha256"):
+        return file_sha256(path) == record["file_sha256"]
+    try:
+        import arviz as az
+
+        az.from_netcdf(os.fspath(path))
+    except Exception:  # any reader error means the file is not a usable fit
+        return False
+    return True
+
+
 def fit_one_group(
     model: str,
     frame: pd.DataFrame,
@@ -142,10 +173,12 @@ def fit_one_group(
         final = directory / f"{stem}.nc"
         tmp = directory / f".{stem}.nc.tmp-{os.getpid()}"
         fit.to_netcdf(tmp)
+        digest = file_sha256(tmp)
         os.replace(tmp, final)
         record.update(
             status="ok",
             file=final.name,
+            file_sha256=digest,
             sampling_seconds=fit.sampling_seconds,
             compile_cached=int(fit.attrs.get("compile_cached", 0)),
             diagnostics_ok=diagnostics.ok,
@@ -246,7 +279,7 @@ def fit_groups(
             f"{int(unlabeled.sum())} of {len(frame)} rows have no value in group column(s) {by}; "
             "drop or label them before a batch fit"
         )
-    out_dir = Path(out)
+    out_dir = check_directory(out, "batch output directory")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     # Compile here, once, before any task is sent: workers find the build in
@@ -283,7 +316,7 @@ def fit_groups(
             record
             and record.get("status") == "ok"
             and record.get("fingerprint") == fingerprint
-            and (out_dir / str(record.get("file"))).is_file()
+            and finished_file_ok(out_dir / str(record.get("file")), record)
         ):
             rows[label] = {**record, "action": "skipped"}
         else:

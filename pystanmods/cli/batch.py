@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from pystanmods.cli.arguments import add_cluster_arguments, add_sampler_arguments, parse_pairs, sampler_options
 
@@ -45,22 +44,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def handler(args: argparse.Namespace) -> int:
     """Run the batch; bad input raises DataError/ValueError/FileNotFoundError."""
-    import pandas as pd
-
     from pystanmods.batch import fit_groups
+    from pystanmods.data.tables import read_tidy
+    from pystanmods.outputs import check_directory
 
-    path = Path(args.data)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file {path} not found")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
-    frame = pd.read_csv(path)
+    check_directory(args.out, "--out")
+    columns = parse_pairs(args.column, "--column") or None
+    frame = read_tidy(args.data, columns, labels=args.by)
     result = fit_groups(
         args.model,
         frame,
         by=args.by,
         out=args.out,
-        columns=parse_pairs(args.column, "--column") or None,
+        columns=columns,
         compute_log_lik=not args.no_log_lik,
         compute_y_rep=not args.no_y_rep,
         scheduler=args.scheduler,

@@ -63,6 +63,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--min-pdna-rpm", type=float, default=1.0, metavar="RPM",
         help="drop guides whose pDNA batch reference is below this many reads per million (default 1, as DepMap; 0: keep)",
     )
+    prepare.add_argument(
+        "--min-guide-map-coverage", type=float, default=0.9, metavar="SHARE",
+        help="least share of the count matrix's guides the guide map must list (default 0.9; below: an error)",
+    )
     prepare.add_argument("-o", "--output", required=True, metavar="CSV", help="where to write the tidy frame")
     prepare.set_defaults(func=handler)
     return depmap
@@ -82,7 +86,9 @@ def _read_genes_file(path: str) -> list[str]:
 def handler(args: argparse.Namespace) -> int:
     """Run ``depmap prepare``; bad input raises DataError/ValueError/FileNotFoundError."""
     from pystanmods.depmap import prepare, supported_models
+    from pystanmods.outputs import check_file, write_or_fallback
 
+    output = check_file(args.output, "tidy frame")
     genes = _read_genes_file(args.genes_file) if args.genes_file else args.genes
     frame, report = prepare(
         args.release_dir,
@@ -95,11 +101,10 @@ def handler(args: argparse.Namespace) -> int:
         keep_counts=args.keep_counts,
         pseudocount=args.pseudocount,
         min_pdna_rpm=args.min_pdna_rpm,
+        min_guide_map_coverage=args.min_guide_map_coverage,
         verbose=True,
     )
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(output, index=False)
+    write_or_fallback(lambda path: frame.to_csv(path, index=False), output, "tidy frame")
     models = supported_models(frame)
     print(f"models this frame fits: {', '.join(models) if models else 'none'}")
     print(f"wrote {len(frame)} rows x {frame.shape[1]} columns to {output}")

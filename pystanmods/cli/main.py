@@ -3,7 +3,7 @@
 ``pystanmods list | info MODEL | simulate MODEL -o data.csv |
 standata MODEL data.csv -o data.json | fit MODEL data.csv -o fit.nc |
 compile [--all] | install-cmdstan``, plus the subcommands of the modules in
-:data:`SUBCOMMAND_MODULES` (``depmap``, ``batch``, ``sbc``).
+:data:`SUBCOMMAND_MODULES` (``depmap``, ``batch``, ``sbc``, ``export``).
 
 A bad input ends with one line on stderr and exit status 2, never a traceback.
 """
@@ -16,26 +16,22 @@ import json
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from pystanmods.cli.arguments import add_sampler_arguments, parse_pairs, parse_settings, sampler_options
 from pystanmods.data import DataError
 
 #: Modules under pystanmods.cli that add their own subcommand via ``add_parser``.
-SUBCOMMAND_MODULES = ("depmap", "batch", "sbc")
+SUBCOMMAND_MODULES = ("depmap", "batch", "sbc", "export")
 
 #: Errors that are the user's input, not a bug: reported in one line.
 USER_ERRORS = (DataError, ValueError, KeyError, FileNotFoundError, TypeError, RuntimeError)
 
 
-def _read_table(path: str) -> Any:
-    import pandas as pd
+def _read_table(path: str, columns: dict[str, str] | None = None) -> Any:
+    from pystanmods.data.tables import read_tidy
 
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"data file {path} not found")
-    return pd.read_csv(file, sep="\t" if file.suffix in (".tsv", ".tab") else ",")
+    return read_tidy(path, columns)
 
 
 # ----------------------------------------------------------------- commands
@@ -68,17 +64,19 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from pystanmods.models import get_model
+    from pystanmods.outputs import check_file, write_or_fallback
 
     model = get_model(args.model)
+    output = check_file(args.output, "simulated data")
+    if args.truth:
+        check_file(args.truth, "true values")
     overrides = parse_settings(args.set)
     simulation = model.simulate(seed=args.seed, **overrides)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    simulation.data.to_csv(output, index=False)
+    write_or_fallback(lambda path: simulation.data.to_csv(path, index=False), output, "simulated data")
     print(f"wrote {len(simulation.data)} rows to {output}")
     if args.truth:
         truth = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in simulation.truth.items()}
-        Path(args.truth).write_text(json.dumps(truth, indent=2))
+        write_or_fallback(lambda path: path.write_text(json.dumps(truth, indent=2)), args.truth, "true values")
         print(f"wrote the true values to {args.truth}")
     return 0
 
@@ -86,11 +84,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_standata(args: argparse.Namespace) -> int:
     from pystanmods.data import write_stan_json
     from pystanmods.models import get_model, threaded_models
+    from pystanmods.outputs import check_file, write_or_fallback
 
     model = get_model(args.model)
+    check_file(args.output, "Stan data")
+    columns = parse_pairs(args.column, "--column") or None
     data = model.standata(
-        _read_table(args.data),
-        parse_pairs(args.column, "--column") or None,
+        _read_table(args.data, columns),
+        columns,
         compute_log_lik=not args.no_log_lik,
         compute_y_rep=not args.no_y_rep,
     )
@@ -99,18 +100,21 @@ def cmd_standata(args: argparse.Namespace) -> int:
             able = threaded_models()
             raise ValueError(f"{model.name} has no threaded likelihood; --grainsize applies to {able}")
         data["grainsize"] = args.grainsize
-    write_stan_json(args.output, data)
+    write_or_fallback(lambda path: write_stan_json(path, data), args.output, "Stan data")
     print(f"wrote Stan data for {model.name} (N={data['N']}) to {args.output}")
     return 0
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     import pystanmods
+    from pystanmods.outputs import check_file, write_or_fallback
 
+    output = check_file(args.output, "fit")
+    columns = parse_pairs(args.column, "--column") or None
     fit = pystanmods.fit(
         args.model,
-        _read_table(args.data),
-        columns=parse_pairs(args.column, "--column") or None,
+        _read_table(args.data, columns),
+        columns=columns,
         show_progress=not args.quiet,
         # Unset flags leave fit() to drop log_lik/y_rep that would not fit in memory.
         compute_log_lik=False if args.no_log_lik else None,
@@ -123,9 +127,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     print(fit.diagnostics(warn=False))
     if not args.quiet:
         print(fit.summary().to_string())
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fit.to_netcdf(output)
+    # After sampling: a failed write saves the fit to a fallback file and says where.
+    write_or_fallback(fit.to_netcdf, output, "fit")
     print(f"wrote {output}")
     return 0
 

@@ -3,10 +3,11 @@
 from pystanmods.data.errors import DataError
 from pystanmods.data.indexing import Index, encode, nested
 from pystanmods.data.stan_json import write_stan_json
-from pystanmods.data.validate import label_column, numeric_column, resolve_columns
+from pystanmods.data.validate import InitializationError, label_column, numeric_column, resolve_columns
 
 __all__ = [
     "DataError",
+    "InitializationError",
     "Index",
     "encode",
     "label_column",

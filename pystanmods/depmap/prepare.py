@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
+
+from pystanmods.data import DataError
 
 from pystanmods.depmap import covariates as cov
 from pystanmods.depmap.logfc import MIN_PDNA_RPM, PSEUDOCOUNT, compute_logfc, select_guides, select_sequences
@@ -14,6 +17,11 @@ from pystanmods.depmap.release import Release, read_release
 from pystanmods.depmap.report import PrepareReport
 
 MISSING_POLICIES = ("drop", "keep")
+
+#: Share of the count matrix's guides that the guide map must describe. A
+#: release's guide map covers its count matrix (the sample release: all 260
+#: guides); far fewer means a truncated file or one from another release.
+MIN_GUIDE_MAP_COVERAGE = 0.9
 
 #: Output column order; absent covariates are left out.
 COLUMNS = (
@@ -42,6 +50,7 @@ def prepare(
     keep_counts: bool = False,
     pseudocount: float = PSEUDOCOUNT,
     min_pdna_rpm: float = MIN_PDNA_RPM,
+    min_guide_map_coverage: float = MIN_GUIDE_MAP_COVERAGE,
     verbose: bool = True,
 ) -> Prepared:
     """Turn a DepMap release into one row per sgRNA x replicate with logFC and covariates.
@@ -79,6 +88,11 @@ def prepare(
     min_pdna_rpm : float
         Rows whose pDNA batch reference is below this many reads per million
         are dropped as ``low_pdna`` (DepMap: 1); 0 keeps them.
+    min_guide_map_coverage : float
+        Least share of the count matrix's guides that the guide map must list
+        (default 0.9); below it the release is taken as truncated and rejected.
+        Above it, unlisted guides give a warning, and without a gene selection
+        their rows are counted under ``rows_dropped["not_in_guide_map"]``.
     verbose : bool
         Print the report.
 
@@ -105,6 +119,8 @@ def prepare(
 
     sequences = select_sequences(rel, cell_lines)
     guides = select_guides(rel, genes)
+    coverage_note = check_guide_map_coverage(rel, guides.guides_in, guides.dropped["not_in_guide_map"],
+                                             min_guide_map_coverage)
     result = compute_logfc(
         rel, sequences, guides, pseudocount=pseudocount, keep_counts=keep_counts, min_pdna_rpm=min_pdna_rpm
     )
@@ -113,6 +129,14 @@ def prepare(
     )
 
     rows_dropped = dict(result.rows_dropped)
+    rows_in = result.rows_in
+    if genes is None:
+        # Every guide was requested, so a guide the map lacks loses its row in
+        # each kept replicate. (With a gene selection such a guide cannot be
+        # attributed to a requested gene; it is counted among the guides only.)
+        unmapped = len(sequences.replicates) * guides.dropped["not_in_guide_map"]
+        rows_dropped = {"not_in_guide_map": unmapped, **rows_dropped}
+        rows_in += unmapped
     for name in joined:
         lacking = cov.missing_mask(frame, name)
         if missing == "drop":
@@ -166,7 +190,7 @@ def prepare(
         guides_dropped={**guides.dropped, "no_rows_left": len(set(guides.selected["sgrna"]) - set(frame["sgrna"]))},
         guides_without_counts=guides.without_counts,
         na_cells=result.na_cells,
-        rows_in=result.rows_in,
+        rows_in=rows_in,
         rows_dropped=rows_dropped,
         rows_out=len(frame),
         missing=missing,
@@ -185,8 +209,34 @@ def prepare(
         genes=genes_count,
         genes_not_found=guides.genes_not_found,
         cell_lines_not_found=sequences.cell_lines_not_found,
-        notes=list(rel.notes),
+        notes=list(rel.notes) + ([coverage_note] if coverage_note else []),
     )
     if verbose:
         print(report)
     return Prepared(frame, report)
+
+
+def check_guide_map_coverage(release: Release, guides_in: int, unmapped: int, minimum: float) -> str | None:
+    """Reject a guide map that lists too few of the count matrix's guides; warn when it misses any.
+
+    Returns the warning's text for the report's notes, or None when every guide is listed.
+    """
+    if not 0 <= minimum <= 1:
+        raise ValueError(f"min_guide_map_coverage must lie in [0, 1], got {minimum!r}")
+    if not unmapped:
+        return None
+    guide_map = release.files.get("guide_map", "the guide map")
+    counts = release.files.get("readcounts", "the read counts")
+    covered = guides_in - unmapped
+    text = (
+        f"{guide_map} lists {covered} of the {guides_in} guides of {counts} ({covered / guides_in:.1%}); "
+        f"{unmapped} guides have no gene and are dropped"
+    )
+    if covered < minimum * guides_in:
+        raise DataError(
+            f"{text}. The guide map looks truncated or from another release; "
+            f"pass min_guide_map_coverage (--min-guide-map-coverage) below {covered / guides_in:.2f} "
+            "if it is meant to cover only part of the library"
+        )
+    warnings.warn(text, UserWarning, stacklevel=3)
+    return text

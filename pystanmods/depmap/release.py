@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pystanmods.data import DataError
@@ -159,6 +160,17 @@ def _numeric_matrix(table: pd.DataFrame, file: str, what: str) -> pd.DataFrame:
             f"{file}: {what} must be numeric; column {first!r} has non-numeric value {example!r} "
             f"({int(bad.to_numpy().sum())} cells in {len(rows)} rows and {len(columns)} columns, "
             f"e.g. rows {_preview(rows)})"
+        )
+    # NA is a missing measurement and is counted downstream; +-inf is not a
+    # measurement at all, and would turn into 0 or NaN after standardising.
+    infinite = np.isinf(converted.to_numpy())
+    if infinite.any():
+        rows_bad, columns_bad = np.nonzero(infinite)
+        row, column = converted.index[rows_bad[0]], converted.columns[columns_bad[0]]
+        raise DataError(
+            f"{file}: {what} must be finite; {int(infinite.sum())} cells are infinite, in "
+            f"{len(set(rows_bad))} rows and {len(set(columns_bad))} columns, e.g. row {row!r}, column {column!r}: "
+            f"{converted.iloc[rows_bad[0], columns_bad[0]]}"
         )
     return converted
 

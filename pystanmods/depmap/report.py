@@ -44,9 +44,12 @@ class PrepareReport:
         NA read counts among the used replicates x selected guides
         (``replicates``) and among the pDNA samples x selected guides (``pdna``).
     rows_in : int
-        Replicates kept x guides kept: the sgRNA x replicate grid.
+        Replicates kept x guides kept (plus, without a gene selection, the
+        guides missing from the guide map): the sgRNA x replicate grid.
     rows_dropped : dict
-        ``na_count`` (replicate count NA), ``na_pdna`` (batch reference NA), and
+        ``not_in_guide_map`` (without a gene selection: each kept replicate's
+        row of a count-matrix guide the guide map lacks), ``na_count``
+        (replicate count NA), ``na_pdna`` (batch reference NA), ``low_pdna``, and
         with ``missing="drop"`` ``missing_<covariate>`` for each covariate.
     rows_out : int
         Rows of the returned frame.

@@ -74,6 +74,14 @@ class Engine(abc.ABC):
     def is_built(self, program: Program, directory: Path) -> bool:
         """Whether a usable build of ``program`` is in ``directory``."""
 
+    def binaries(self, program: Program, directory: Path) -> list[Path]:
+        """The compiled files of ``program`` in ``directory`` that a fit loads or runs.
+
+        The cache records their checksums and verifies them before each use;
+        an engine that names none gets no verification.
+        """
+        return []
+
     @abc.abstractmethod
     def sample(self, program: Program, directory: Path, data: dict[str, Any], options: SamplerOptions) -> Draws:
         """Run NUTS with adaptation and return the draws."""

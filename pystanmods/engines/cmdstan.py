@@ -7,7 +7,9 @@ Used wherever a CmdStan installation is found (``$CMDSTAN`` or
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -15,8 +17,40 @@ from typing import Any
 
 import numpy as np
 
+from pystanmods.engines import interrupts
 from pystanmods.engines.base import SAMPLE_STATS, Draws, Engine, Program
 from pystanmods.engines.options import SamplerOptions
+
+#: Significant digits of the draws CmdStan writes (``output sig_figs``, CmdStan
+#: 2.25 and later; cmdstanpy allows 1 to 18). Its default, 6, rounds every draw
+#: to about 5e-6 relative; 17 digits already give back a double exactly, so at
+#: 18 the CSV holds the same numbers the sampler computed, as the embedded
+#: engine's output does.
+SIG_FIGS = 18
+
+
+def cmdstan_version(path: Path) -> str | None:
+    """The full version (``2.35.0``) of the CmdStan installation at ``path``, or None.
+
+    Read from the ``CMDSTAN_VERSION := ...`` line of its top-level ``makefile``
+    (the line cmdstanpy reads, though it keeps only major and minor), else from
+    ``bin/stanc --version`` (``stanc3 v2.35.0``): a patch release must change
+    the cache key, so ``(2, 35)`` is not enough.
+    """
+    try:
+        makefile = (path / "makefile").read_text(errors="replace")
+    except OSError:
+        makefile = ""
+    found = re.search(r"^CMDSTAN_VERSION\s*:?=\s*(\d+\.\d+\.\d+\S*)\s*$", makefile, re.MULTILINE)
+    if found:
+        return found.group(1)
+    stanc = path / "bin" / ("stanc.exe" if os.name == "nt" else "stanc")
+    try:
+        banner = subprocess.run([str(stanc), "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"v(\d+\.\d+\.\d+\S*)", banner)
+    return found.group(1) if found else None
 
 
 def find_cmdstan() -> Path | None:
@@ -42,14 +76,15 @@ class CmdStanEngine(Engine):
                 "set CMDSTAN to one, or run `make cmdstan` (needs internet)"
             )
         self.path = path
+        self._version: str | None = None
 
     def stan_version(self) -> str:
-        import cmdstanpy
-
-        version = cmdstanpy.cmdstan_version()
-        if version is None:
-            return self.path.name.replace("cmdstan-", "")
-        return ".".join(str(v) for v in version)
+        """CmdStan's full version; it names the cache folder and enters the cache key."""
+        if self._version is None:
+            # The directory's name (cmdstan-2.35.0) is the last resort: it is
+            # only what the installer called it.
+            self._version = cmdstan_version(self.path) or self.path.name.replace("cmdstan-", "")
+        return self._version
 
     def default_compile_options(self) -> dict[str, Any]:
         # Built with threads, as httpstan builds its models, so that
@@ -67,6 +102,9 @@ class CmdStanEngine(Engine):
     def is_built(self, program: Program, directory: Path) -> bool:
         stan_file, exe_file = self._files(program, directory)
         return stan_file.is_file() and exe_file.is_file() and exe_file.stat().st_mtime >= stan_file.stat().st_mtime
+
+    def binaries(self, program: Program, directory: Path) -> list[Path]:
+        return [self._files(program, directory)[1]]
 
     def build(self, program: Program, directory: Path) -> None:
         import cmdstanpy
@@ -88,6 +126,7 @@ class CmdStanEngine(Engine):
         stan_file, exe_file = self._files(program, directory)
         return cmdstanpy.CmdStanModel(stan_file=str(stan_file), exe_file=str(exe_file))
 
+    @interrupts.stop_cmdstan_on_interrupt
     def sample(self, program: Program, directory: Path, data: dict[str, Any], options: SamplerOptions) -> Draws:
         model = self._model(program, directory)
         output_dir = tempfile.mkdtemp(prefix="pystanmods-cmdstan-")
@@ -97,6 +136,7 @@ class CmdStanEngine(Engine):
                 data=data,
                 parallel_chains=min(options.chains, os.cpu_count() or 1),
                 output_dir=output_dir,
+                sig_figs=SIG_FIGS,
                 **options.for_cmdstanpy(),
             )
             seconds = time.perf_counter() - start
@@ -125,11 +165,12 @@ class CmdStanEngine(Engine):
     ) -> float:
         model = self._model(program, directory)
         plain = {k: (np.asarray(v).tolist() if isinstance(v, (np.ndarray, list, tuple)) else v) for k, v in params.items()}
-        frame = model.log_prob(params=plain, data=data, jacobian=jacobian, sig_figs=18)
+        frame = model.log_prob(params=plain, data=data, jacobian=jacobian, sig_figs=SIG_FIGS)
         return float(frame["lp__"].iloc[0])
 
     def log_prob_grad(self, program: Program, directory: Path, data: dict[str, Any], params: dict[str, Any]) -> np.ndarray:
         """Gradient of the log density (with Jacobian) on the unconstrained scale."""
         model = self._model(program, directory)
-        frame = model.log_prob(params=params, data=data, jacobian=True, sig_figs=18)
+        frame = model.log_prob(params=params, data=data, jacobian=True, sig_figs=SIG_FIGS)
         return frame.drop(columns="lp__").to_numpy()[0]
+

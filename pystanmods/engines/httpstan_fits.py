@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from pystanmods.engines import samplers
+
 SAMPLER = "stan::services::sample::hmc_nuts_diag_e_adapt"
 
 _ITERATION = re.compile(r"Iteration:\s+(\d+)\s+/\s+(\d+)")
@@ -129,27 +131,35 @@ async def run_chains(model_name: str, requests: list[dict[str, Any]], iterations
 
     async with stan.common.HttpstanClient() as client:
         operations = []
-        for payload in requests:
-            resp = await client.post(f"/{model_name}/fits", json=payload)
-            if resp.status == 422:
-                raise ValueError(str(resp.json()))
-            if resp.status != 201:
-                raise RuntimeError(resp.json()["message"])
-            operations.append(resp.json())
-        done_iterations: dict[str, int] = {}
-        with tqdm(total=iterations * len(operations), desc="Sampling", unit="it", disable=not progress) as bar:
-            while not all(op["done"] for op in operations):
-                for op in operations:
-                    if op["done"]:
-                        continue
-                    resp = await client.get(f"/{op['name']}")
-                    op.update(resp.json())
-                    found = _ITERATION.findall(op["metadata"].get("progress") or "")
-                    if found:
-                        now = int(found[-1][0])
-                        bar.update(now - done_iterations.get(op["name"], 0))
-                        done_iterations[op["name"]] = now
-                await asyncio.sleep(0.05)
+        try:
+            for payload in requests:
+                resp = await client.post(f"/{model_name}/fits", json=payload)
+                if resp.status == 422:
+                    raise ValueError(str(resp.json()))
+                if resp.status != 201:
+                    raise RuntimeError(resp.json()["message"])
+                operations.append(resp.json())
+            done_iterations: dict[str, int] = {}
+            with tqdm(total=iterations * len(operations), desc="Sampling", unit="it", disable=not progress) as bar:
+                while not all(op["done"] for op in operations):
+                    for op in operations:
+                        if op["done"]:
+                            continue
+                        resp = await client.get(f"/{op['name']}")
+                        op.update(resp.json())
+                        found = _ITERATION.findall(op["metadata"].get("progress") or "")
+                        if found:
+                            now = int(found[-1][0])
+                            bar.update(now - done_iterations.get(op["name"], 0))
+                            done_iterations[op["name"]] = now
+                    await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            # Ctrl-C (or SIGTERM, see interrupts): asyncio.run cancelled this
+            # task and would cancel httpstan's next, leaving the chain
+            # processes blocked on sockets nobody reads. Stop them first.
+            await _stop_chains()
+            raise
+    _raise_if_a_process_died(operations)
     names = [op["result"]["name"] for op in operations if "name" in op["result"]]
     failed = [op["result"] for op in operations if "name" not in op["result"]]
     if failed:
@@ -163,6 +173,42 @@ async def run_chains(model_name: str, requests: list[dict[str, Any]], iterations
             raise RuntimeError("Initialization failed.")
         raise RuntimeError(message)
     return names
+
+
+class ChainProcessDied(RuntimeError):
+    """A chain process ended abruptly (a crash or a kill), taking its pool with it."""
+
+
+def _raise_if_a_process_died(operations: list[dict[str, Any]]) -> None:
+    """ChainProcessDied when a chain's process died (the pool broke), after
+    deleting the fit files of chains that finished before."""
+    results = [op["result"] for op in operations]
+    if not any("BrokenProcessPool" in str(result.get("message", "")) for result in results):
+        return
+    import httpstan.cache
+
+    for result in results:
+        if "name" in result:
+            httpstan.cache.delete_fit(result["name"])
+    raise ChainProcessDied(samplers.crash_cause() or "ended abruptly")
+
+
+async def _stop_chains(timeout: float = 5.0) -> None:
+    """Kill the chain processes and let httpstan's tasks for them end.
+
+    Those tasks see their chain's sockets close and the pool break, and end
+    on their own; cancelled instead, each would print a traceback.
+    """
+    samplers.stop()
+    chains = [task for task in asyncio.all_tasks() if _is_chain_task(task)]
+    if chains:
+        await asyncio.wait(chains, timeout=timeout)
+
+
+def _is_chain_task(task: asyncio.Task) -> bool:
+    """httpstan's task that relays one chain's output (``services_stub.call``)."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and code.co_name == "call" and code.co_filename.endswith("services_stub.py")
 
 
 def collect(fit_names: list[str], num_draws: int) -> list[ChainOutput]:

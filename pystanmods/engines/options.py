@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,9 @@ class SamplerOptions:
     #: the threaded path.
     threads_per_chain: int | None = None
 
+    #: Options that must be whole numbers (chains, iter_sampling, iter_warmup first).
+    INTEGERS = ("chains", "iter_sampling", "iter_warmup", "seed", "thin", "max_treedepth", "refresh", "threads_per_chain")
+
     #: Stan's defaults where an option is left unset.
     STAN_DEFAULTS = {"adapt_delta": 0.8, "max_treedepth": 10, "thin": 1}
 
@@ -45,11 +48,17 @@ class SamplerOptions:
             raise TypeError(f"unknown sampler option(s) {sorted(unknown)}; options are {sorted(known)}")
         options = cls(**kwargs)
         options.check()
-        return options
+        # Whole floats (chains=4.0) pass the check; engines get ints.
+        whole = {n: int(getattr(options, n)) for n in cls.INTEGERS if getattr(options, n) is not None}
+        return replace(options, **whole)
 
     def check(self) -> None:
-        if self.chains < 1 or self.iter_sampling < 1 or self.iter_warmup < 0:
-            raise ValueError("chains and iter_sampling must be at least 1, iter_warmup at least 0")
+        check_count("chains", self.chains, minimum=1)
+        check_count("iter_sampling", self.iter_sampling, minimum=1)
+        check_count("iter_warmup", self.iter_warmup, minimum=0)
+        for name in self.INTEGERS[3:]:
+            if getattr(self, name) is not None:
+                check_count(name, getattr(self, name), minimum=0 if name in ("seed", "refresh") else 1)
         if self.adapt_delta is not None and not 0 < self.adapt_delta < 1:
             raise ValueError(f"adapt_delta must lie in (0, 1), got {self.adapt_delta}")
         if self.seed is not None and not 0 <= int(self.seed) < 2**31:
@@ -108,6 +117,19 @@ class SamplerOptions:
         elif isinstance(self.inits, (int, float)):
             kwargs["init_radius"] = float(self.inits)
         return kwargs
+
+
+def check_count(name: str, value: Any, minimum: int) -> None:
+    """Raise ValueError unless ``value`` is a whole number >= ``minimum``.
+
+    A float with no fraction (``4.0``) passes; ``2.5`` does not, where ``int()``
+    would silently run 2 chains, and neither do strings (``seed='abc'``) or bools.
+    """
+    whole = isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and float(value).is_integer())
+    if isinstance(value, bool) or not whole:
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
 
 
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from pystanmods.engines import httpstan_fits
-from pystanmods.engines.asyncio_compat import run_outside_loop
+from pystanmods.compile import integrity
+from pystanmods.engines import httpstan_fits, interrupts, samplers
+from pystanmods.engines.asyncio_compat import loop_is_running, run_outside_loop
 from pystanmods.engines.base import SAMPLE_STATS, Draws, Engine, Program
 from pystanmods.engines.options import SamplerOptions
 
@@ -131,30 +132,6 @@ def _program_code(program: Program, key_options: dict[str, Any]) -> str:
     return f"// pystanmods {program.name} options={sorted(key_options.items())}\n{program.code}"
 
 
-_SAMPLERS_STARTED = False
-
-
-def _start_sampler_processes() -> None:
-    """Fork httpstan's sampler processes now, before this process loads a model.
-
-    httpstan forks its process pool when the first chain is submitted, and a
-    model's extension module sets up Stan's autodiff stack for the thread that
-    loads it. Inside a running event loop (a notebook) PyStan builds the model
-    in a helper thread, so a pool forked after that carried a thread whose
-    stack was never set up, and the first chain crashed (a segfault in the
-    child, ``BrokenProcessPool`` here). Forked before any model is loaded,
-    each sampler process loads its models itself. Later calls return at once.
-    """
-    import os
-
-    from httpstan import services_stub
-
-    global _SAMPLERS_STARTED
-    if not _SAMPLERS_STARTED:
-        services_stub.executor.submit(os.getpid).result()
-        _SAMPLERS_STARTED = True
-
-
 class PyStanEngine(Engine):
     """Stan 2.35 through httpstan 4.13 and PyStan 3."""
 
@@ -183,6 +160,10 @@ class PyStanEngine(Engine):
     def is_built(self, program: Program, directory: Path) -> bool:
         return _has_module(directory / "httpstan")
 
+    def binaries(self, program: Program, directory: Path) -> list[Path]:
+        kept = directory / "httpstan"
+        return sorted(p for p in kept.iterdir() if p.suffix in EXTENSION_SUFFIXES) if kept.is_dir() else []
+
     def _install(self, program: Program, directory: Path) -> None:
         """Make httpstan find the build kept in ``directory``.
 
@@ -195,8 +176,21 @@ class PyStanEngine(Engine):
 
         _use_pystanmods_cache()
         model_dir = httpstan.cache.model_directory(self._model_name(program))
-        if not _has_module(model_dir):
-            shutil.copytree(directory / "httpstan", model_dir, dirs_exist_ok=True)
+        kept = directory / "httpstan"
+        # The entry's own build was verified against its checksums
+        # (compile_program); httpstan's copy is compared with it, since a
+        # damaged copy crashes the process that loads it (SIGBUS).
+        damage = integrity.differences(kept, model_dir, self.binaries(program, directory))
+        if damage is None:
+            return
+        if _has_module(model_dir):
+            print(
+                f"pystanmods: httpstan's copy of {program.name} in {model_dir} is damaged ({damage}); "
+                f"replacing it from {directory}",
+                file=sys.stderr,
+                flush=True,
+            )
+        integrity.copy_files(kept, model_dir)
 
     def build(self, program: Program, directory: Path) -> None:
         import httpstan.cache
@@ -231,7 +225,15 @@ class PyStanEngine(Engine):
         self._install(program, directory)
         # After _install, which points httpstan at pystanmods' cache: the
         # sampler processes must inherit that.
-        _start_sampler_processes()
+        samplers.start()
+        if loop_is_running():
+            # Loaded here first, so that this thread, not PyStan's helper
+            # thread, has the model's autodiff stack: a pool forked from this
+            # thread after an interrupt (samplers.stop) then inherits a usable
+            # stack; without it the refit's chains died of SIGSEGV.
+            import httpstan.models
+
+            httpstan.models.import_services_extension_module(self._model_name(program))
         code = _program_code(program, self._options(program))
         # PyStan announces "Building..." on stdout even when the model is cached,
         # and repeats stanc's pedantic notes on stderr at every fit; the notes on
@@ -241,18 +243,16 @@ class PyStanEngine(Engine):
             return run_outside_loop(stan.build, code, data=_plain(data), random_seed=seed)
 
     def sample(self, program: Program, directory: Path, data: dict[str, Any], options: SamplerOptions) -> Draws:
-        posterior = self._posterior(program, directory, data, options.seed)
-        # Sampler diagnostics (lp__, accept_stat__, ...) add 7 values per draw.
-        check_output_memory(sum(int(np.prod(d)) for d in posterior.dims) + 7, options)
-        requests = httpstan_fits.payloads(posterior.data, posterior.random_seed, options.for_httpstan())
-
-        def run() -> list[str]:
-            return asyncio.run(httpstan_fits.run_chains(
-                posterior.model_name, requests, options.iter_warmup + options.iter_sampling, options.show_progress))
-
-        start = time.perf_counter()
-        fit_names = run_outside_loop(run)
-        seconds = time.perf_counter() - start
+        with interrupts.sigterm_as_interrupt():
+            try:
+                fit_names, posterior, seconds = self._run(program, directory, data, options)
+            except KeyboardInterrupt:
+                samplers.stop()
+                # One short traceback (or the CLI's one line), not asyncio's chain of them.
+                raise KeyboardInterrupt(f"sampling {program.name} was interrupted; its chains were stopped") from None
+            except httpstan_fits.ChainProcessDied as died:
+                samplers.stop()
+                raise interrupts.chain_died(program.name, str(died), directory) from None
         chains = httpstan_fits.collect(fit_names, options.kept_per_chain)
         columns = chains[0].columns
         messages = [m for chain in chains for m in chain.messages]
@@ -275,6 +275,25 @@ class PyStanEngine(Engine):
             options=options,
             extra={"messages": "\n".join(messages)},
         )
+
+    def _run(
+        self, program: Program, directory: Path, data: dict[str, Any], options: SamplerOptions
+    ) -> tuple[list[str], Any, float]:
+        """Build the posterior, run its chains; their fit names, the posterior and the seconds."""
+        posterior = self._posterior(program, directory, data, options.seed)
+        # Sampler diagnostics (lp__, accept_stat__, ...) add 7 values per draw.
+        check_output_memory(sum(int(np.prod(d)) for d in posterior.dims) + 7, options)
+        requests = httpstan_fits.payloads(posterior.data, posterior.random_seed, options.for_httpstan())
+
+        def run() -> list[str]:
+            return asyncio.run(httpstan_fits.run_chains(
+                posterior.model_name, requests, options.iter_warmup + options.iter_sampling, options.show_progress))
+
+        start = time.perf_counter()
+        # In a notebook the chains run from a helper thread and Ctrl-C reaches
+        # the waiting thread: stop the chains there, or the helper never ends.
+        fit_names = run_outside_loop(run, on_interrupt=samplers.stop)
+        return fit_names, posterior, time.perf_counter() - start
 
     def log_prob(
         self,

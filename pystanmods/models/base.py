@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pystanmods.data import DataError, resolve_columns
+from pystanmods.data.validate import require_two_levels
 
 PARAMETERIZATIONS: tuple[str, ...] = ("centered", "noncentered")
 
@@ -177,6 +178,7 @@ class Model:
         frame = resolve_columns(data, self.required, self.optional, columns, model=self.name)
         stan_data, coords, dims = self._build(frame)
         n = int(stan_data["N"])
+        require_two_levels(self.name, self.stan_code("noncentered"), stan_data, n)
         obs = frame.index if frame.index.is_unique else pd.RangeIndex(n)
         coords = {**coords, "obs": list(obs)}
         dims = {**dims, "log_lik": ["obs"], "y_rep": ["obs"]}

@@ -39,7 +39,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pystanmods.engines.options import check_count
 from pystanmods.models import Model, get_model
+from pystanmods.outputs import check_directory
 
 #: Sampler settings of each SBC fit unless overridden.
 FIT_DEFAULTS: dict[str, Any] = {"chains": 4, "iter_warmup": 500, "iter_sampling": 250}
@@ -245,6 +247,17 @@ def uniformity_tests(ranks: pd.DataFrame, alpha: float) -> pd.DataFrame:
     return table
 
 
+def check_run_settings(sizes: dict[str, Any], prior_scale: float, max_retries: int) -> None:
+    """Raise ValueError, naming the setting, for sizes below 1, a prior scale <= 0 or negative retries."""
+    check_count("max_retries", max_retries, minimum=0)
+    if isinstance(prior_scale, bool) or not isinstance(prior_scale, (int, float)) or not 0 < prior_scale < math.inf:
+        raise ValueError(f"prior_scale must be a positive number, got {prior_scale!r}")
+    for name, value in sizes.items():
+        if name.startswith("n_") or name.endswith("_per_lineage"):
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                check_count(f"size {name}", item, minimum=1)
+
+
 def run(
     model: str | Model,
     n_sims: int = 200,
@@ -311,6 +324,9 @@ def run(
     if not model.priors:
         raise ValueError(f"{model.name} has no prior simulator yet (Model.priors is empty), so it cannot be calibrated")
     sizes = dict(sizes or {})
+    check_run_settings(sizes, prior_scale, max_retries)
+    if out is not None:
+        check_directory(out, "SBC output directory")  # before any fit, not after 200 of them
     model.settings(sizes)  # unknown size names raise here, not on every worker
     try:  # and so do values the simulator cannot use
         model.simulate_prior(seed=seed, **sizes)

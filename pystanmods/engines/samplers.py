@@ -1,0 +1,191 @@
+"""httpstan's chain processes, in a pool that pystanmods can stop and replace.
+
+httpstan runs each chain in a process of its module-level
+``ProcessPoolExecutor`` (``httpstan.services_stub.executor``). Left as it is,
+Ctrl-C during a fit hung for good: asyncio cancelled httpstan's tasks, nobody
+read the chains' sockets any more, the chain processes blocked writing to
+them, and the interpreter waited at exit for work that could not finish. Here
+that executor is replaced by a :class:`SamplerPool`, which
+
+- can be stopped: :func:`stop` kills its processes, and the next fit forks a
+  new pool;
+- keeps its processes' handles, so that a crashed chain is reported with the
+  signal that ended it (:func:`crash_cause`);
+- removes the Unix socket that each chain's output went through (httpstan
+  binds one per chain in the temporary directory and never unlinks it);
+- on Linux, has the kernel kill its processes when the thread that forked them
+  ends, so that a crash or a SIGKILL of this process leaves no orphans.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import functools
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any
+
+#: prctl(2) option: a signal the kernel sends to this process when the thread
+#: that forked it ends.
+_PR_SET_PDEATHSIG = 1
+
+_POOL: SamplerPool | None = None
+_LOCK = threading.Lock()
+
+
+def _init_sampler(parent: int, orphan_guard: bool) -> None:  # pragma: no cover - runs in the chain process
+    # As httpstan's own initializer: Ctrl-C in a terminal reaches the whole
+    # process group, and the parent stops the chains itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent may have forked while SIGTERM had a Python handler
+    # (interrupts.sigterm_as_interrupt), which can never run in a process busy
+    # in C++: the executor ends its processes with SIGTERM, so it must kill.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if orphan_guard and sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the guard was set
+            os._exit(1)
+
+
+def _socket_of(function: Any) -> str | None:
+    """The Unix socket path among the arguments httpstan binds to a chain's function, if any."""
+    if isinstance(function, functools.partial):
+        for arg in function.args:
+            if isinstance(arg, str) and arg.endswith(".sock"):
+                return arg
+    return None
+
+
+def _unlink(path: str, _future: Future) -> None:
+    # The chain has ended: its output connections were opened when it
+    # started, so the path is no longer needed by anyone.
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+class SamplerPool(concurrent.futures.ProcessPoolExecutor):
+    """httpstan's chain-process pool, with handles to its processes kept."""
+
+    def __init__(self) -> None:
+        # The kernel's parent-death signal follows the thread that forks, and
+        # the pool forks from the thread of its first submit (start()): only
+        # the main thread is sure to live as long as the process.
+        guard = threading.current_thread() is threading.main_thread()
+        super().__init__(
+            mp_context=multiprocessing.get_context("fork"), initializer=_init_sampler, initargs=(os.getpid(), guard)
+        )
+        #: pid to multiprocessing.Process; kept after the executor drops them,
+        #: so that their exit codes can still be read.
+        self.processes: dict[int, Any] = {}
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future:
+        future = super().submit(fn, *args, **kwargs)
+        self.processes.update(getattr(self, "_processes", None) or {})
+        socket = _socket_of(fn)
+        if socket is not None:
+            future.add_done_callback(functools.partial(_unlink, socket))
+        return future
+
+
+class _DropBrokenPool(logging.Filter):
+    """httpstan logs every failed chain at CRITICAL with a traceback; when the
+    pool broke (a stop or a crash) pystanmods raises its own one-line error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "BrokenProcessPool" not in record.getMessage()
+
+
+def start() -> SamplerPool:
+    """Install a pool in httpstan and fork its processes now; later calls return it.
+
+    Forked before this process loads a model: a model's extension module sets
+    up Stan's autodiff stack for the thread that loads it, and inside a
+    running event loop (a notebook) PyStan loads models in a helper thread, so
+    a pool forked after that carried a thread whose stack was never set up and
+    the first chain crashed. Forked first, each chain process loads its models
+    itself.
+    """
+    global _POOL
+    from httpstan import services_stub
+
+    with _LOCK:
+        if _POOL is None:
+            pool = SamplerPool()
+            pool.submit(os.getpid).result()
+            previous = services_stub.executor
+            services_stub.executor = pool
+            if not isinstance(previous, SamplerPool):
+                # httpstan's own pool has forked no process yet, unless a
+                # chain ran outside pystanmods.
+                previous.shutdown(wait=False, cancel_futures=True)
+                logging.getLogger("httpstan").addFilter(_DropBrokenPool())
+            _POOL = pool
+        return _POOL
+
+
+def stop(timeout: float = 5.0) -> None:
+    """Kill the chain processes of the current pool; the next fit forks a new one.
+
+    The chains hold nothing worth saving once their fit is abandoned, so they
+    are killed outright (SIGKILL): a chain blocked writing to a socket nobody
+    reads would not act on a gentler signal.
+    """
+    global _POOL
+    with _LOCK:
+        pool, _POOL = _POOL, None
+    if pool is None:
+        return
+    processes = list(pool.processes.values())
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            process.kill()
+    # Wait on the sentinels rather than join(): the executor's own thread
+    # reaps these processes, and two waitpid calls on one pid race.
+    pending = [p.sentinel for p in processes if getattr(p, "_popen", None) is not None]
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(OSError, ValueError):
+        while pending and deadline > time.monotonic():
+            ready = multiprocessing.connection.wait(pending, deadline - time.monotonic())
+            pending = [s for s in pending if s not in ready]
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def crash_cause() -> str | None:
+    """How a process of the current pool ended abnormally, e.g. ``"signal SIGBUS"``.
+
+    The executor ends the surviving processes with SIGTERM when one dies, so
+    that signal (and SIGKILL, from :func:`stop`) is not counted as a cause.
+    """
+    if _POOL is None:
+        return None
+    processes = list(_POOL.processes.values())
+    with contextlib.suppress(OSError, ValueError):
+        multiprocessing.connection.wait([p.sentinel for p in processes], 1.0)
+    # The executor's thread may be reaping the same processes: a code it
+    # has not recorded yet reads as None for a moment.
+    for _ in range(20):
+        for process in processes:
+            code = getattr(process, "exitcode", None)
+            if code is None or code == 0 or code in (-signal.SIGTERM, -signal.SIGKILL):
+                continue
+            if code < 0:
+                try:
+                    return f"signal {signal.Signals(-code).name}"
+                except ValueError:
+                    return f"signal {-code}"
+            return f"exit status {code}"
+        if all(getattr(p, "exitcode", None) is not None for p in processes):
+            break
+        time.sleep(0.05)
+    return None

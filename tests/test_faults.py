@@ -1,0 +1,518 @@
+"""Faults during a fit, run as a user meets them: a real signal, a damaged cache, a dead chain.
+
+Each fit runs in a separate process, so that what it leaves behind (exit
+status, child processes, socket files) can be seen from outside. The chain
+processes are found through /proc, so these tests need Linux.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import pystanmods as psm
+from pystanmods.compile import cache, integrity
+from pystanmods.engines.base import Draws, Engine, Program
+
+from tests.conftest import engines
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds processes through /proc")
+
+#: Long enough that, were the signal ignored, the chains would run for
+#: minutes after it: 2 x 10,000 iterations on 50,000 rows (about 4 minutes
+#: on one idle core, measured at 400 iterations in 12.9 s).
+LONG_FIT = ["--chains", "2", "--iter-warmup", "5000", "--iter-sampling", "5000", "--seed", "1",
+            "--no-log-lik", "--no-y-rep"]
+#: Not a speed requirement: a bound that tells an exit from a hang, with
+#: room for a loaded machine. The chains themselves would need minutes.
+EXIT_WITHIN = 60.0
+# Progress bars once some iterations are done: the embedded engine's
+# ("Sampling: 1%|...| 100/20000") and cmdstanpy's, one per chain ("chain 1: ...").
+SAMPLING = re.compile(rb"(?:Sampling|chain \d+):[^\r\n]*\|\s*[1-9]\d*/\d+")
+
+
+@pytest.fixture(scope="module")
+def csv_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("faults")
+    files = {"big": root / "big.csv", "small": root / "small.csv"}
+    model = psm.get_model("model1")
+    model.simulate(seed=1, n_cell_lines=50_000).data.to_csv(files["big"], index=False)
+    model.simulate(seed=2, n_cell_lines=20).data.to_csv(files["small"], index=False)
+    return files
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The test's environment, with a temporary directory of the fit's own."""
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir(exist_ok=True)
+    return {**os.environ, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1", **extra}
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a dead child not yet reaped holds no memory and runs nothing)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _assert_gone(pids: list[int]) -> None:
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in pids if _running(pid)], f"chain processes still running: {pids}"
+
+
+class _Stderr:
+    """Collects a process's stderr from a thread, so the test can wait for a pattern in it."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.data = b""
+        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _read(self, process: subprocess.Popen) -> None:
+        while chunk := os.read(process.stderr.fileno(), 4096):
+            self.data += chunk
+
+    def wait_for(self, pattern: re.Pattern, process: subprocess.Popen, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while not pattern.search(self.data):
+            assert process.poll() is None, f"ended before sampling: {self.data.decode(errors='replace')}"
+            assert time.monotonic() < deadline, "sampling never started"
+            time.sleep(0.2)
+
+    def text(self) -> str:
+        self._thread.join(timeout=10)
+        return self.data.decode(errors="replace")
+
+
+def _lines_besides_progress(text: str) -> list[str]:
+    """stderr without progress bars (httpstan's, cmdstanpy's) and cmdstanpy's INFO lines."""
+    parts = re.split(r"[\r\n]+", text)
+    return [p for p in parts
+            if p.strip() and not re.match(r"\s*(Sampling:|chain \d|\x1b)", p) and " - cmdstanpy - INFO - " not in p]
+
+
+def _start(args: list[str], tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, _Stderr]:
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
+    return process, _Stderr(process)
+
+
+def _interrupt(process: subprocess.Popen, stderr: _Stderr, sig: signal.Signals) -> tuple[list[int], float]:
+    """Once sampling runs, send ``sig``; the chain processes and the seconds to exit."""
+    stderr.wait_for(SAMPLING, process)
+    chains = _children(process.pid)
+    assert chains, "no chain processes found under the fit"
+    start = time.monotonic()
+    process.send_signal(sig)
+    _wait_or_kill(process, chains, sig.name)
+    return chains, time.monotonic() - start
+
+
+def _wait_or_kill(process: subprocess.Popen, chains: list[int], what: str) -> None:
+    """Wait for the fit to end; a hang fails the test and leaves nothing running."""
+    try:
+        process.wait(timeout=EXIT_WITHIN)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        for pid in chains:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+        pytest.fail(f"still running {EXIT_WITHIN:.0f} s after {what}")
+
+
+def _sockets(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "tmpdir").glob("httpstan_*.sock"))
+
+
+@pytest.mark.parametrize("engine", engines())
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cli_fit_interrupted_stops_its_chains_and_exits_130(
+    engine: str, sig: signal.Signals, csv_files: dict[str, Path], tmp_path: Path
+) -> None:
+    env = _env(tmp_path, PYSTANMODS_ENGINE=engine)
+    cli = [sys.executable, "-m", "pystanmods.cli.main", "fit", "model1"]
+    process, stderr = _start([*cli, str(csv_files["big"]), "-o", "big.nc", *LONG_FIT], tmp_path, env)
+    chains, seconds = _interrupt(process, stderr, sig)
+    assert process.returncode == 130, stderr.text()
+    # One line, not asyncio's tracebacks.
+    assert _lines_besides_progress(stderr.text()) == ["pystanmods: interrupted"]
+    _assert_gone(chains)
+    assert not (tmp_path / "big.nc").exists()
+    assert _sockets(tmp_path) == []
+    # The next fit, in a fresh process, works.
+    after = subprocess.run([*cli, str(csv_files["small"]), "-o", "small.nc", "--chains", "2", "--iter-warmup", "200",
+                            "--iter-sampling", "200", "--seed", "2", "--quiet"],
+                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert after.returncode == 0, after.stderr
+    assert (tmp_path / "small.nc").is_file()
+
+
+API_SCRIPT = """
+import asyncio
+import sys
+import pandas as pd
+import pystanmods as psm
+
+
+def fit_twice():
+    try:
+        psm.fit("model1", pd.read_csv(sys.argv[1]), chains=2, iter_warmup=5000, iter_sampling=5000, seed=1,
+                compute_log_lik=False, compute_y_rep=False)
+    except KeyboardInterrupt as error:
+        print("interrupted:", error, flush=True)
+        # The same process fits again: its chain processes were replaced.
+        fit = psm.fit("model1", pd.read_csv(sys.argv[2]), chains=2, iter_warmup=200, iter_sampling=200, seed=2,
+                      show_progress=False)
+        print("refit draws", fit.idata.posterior.sizes["draw"], flush=True)
+        raise
+
+
+async def in_notebook():
+    fit_twice()
+
+
+if sys.argv[3] == "loop":
+    asyncio.run(in_notebook())
+else:
+    fit_twice()
+"""
+
+
+@pytest.mark.parametrize(
+    ("sig", "where"),
+    [(signal.SIGINT, "script"), (signal.SIGTERM, "script"), (signal.SIGINT, "loop")],
+    ids=["SIGINT", "SIGTERM", "SIGINT-in-a-running-loop"],
+)
+def test_api_fit_interrupted_raises_keyboardinterrupt_and_fits_again(
+    sig: signal.Signals, where: str, csv_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """A plain script, and a fit inside a running event loop (as in Jupyter,
+    where the chains run from a helper thread): there the refit's chains died
+    of SIGSEGV until the model was first loaded in the calling thread."""
+    script = tmp_path / "fit.py"
+    script.write_text(textwrap.dedent(API_SCRIPT))
+    env = _env(tmp_path, PYSTANMODS_ENGINE="pystan")
+    process, stderr = _start([sys.executable, str(script), str(csv_files["big"]), str(csv_files["small"]), where],
+                             tmp_path, env)
+    chains, seconds = _interrupt(process, stderr, sig)
+    stdout = process.stdout.read().decode()
+    # An unhandled KeyboardInterrupt ends Python by SIGINT: a shell reports 130.
+    assert process.returncode == -signal.SIGINT, stderr.text()
+    assert "interrupted: sampling model1 was interrupted; its chains were stopped" in stdout
+    assert "refit draws 200" in stdout, stderr.text()
+    text = stderr.text()
+    # The traceback runs from the script to pystanmods' raise, through no
+    # asyncio task, httpstan or aiohttp code (the loop variant's own
+    # asyncio.run frames are the script's).
+    assert not re.search(r"CancelledError|httpstan/|aiohttp/|Exception in callback", text), text
+    assert _lines_besides_progress(text)[-1].startswith("KeyboardInterrupt: sampling model1 was interrupted")
+    _assert_gone(chains)
+    assert _sockets(tmp_path) == []
+
+
+CMDSTAN_LIKE_SCRIPT = """
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pystanmods.engines import interrupts
+
+
+class Engine:
+    # The engine's binary is `sleep`, run as cmdstanpy runs CmdStan: one
+    # process per chain, each waited for by a thread reading its output.
+    def binaries(self, program, directory):
+        return [Path(shutil.which("sleep"))]
+
+    @interrupts.stop_cmdstan_on_interrupt
+    def sample(self, program, directory):
+        def chain(i):
+            process = subprocess.Popen(["sleep", "300"], stdout=subprocess.PIPE)
+            process.stdout.read()
+            return process.wait()
+        with ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(chain, i) for i in range(2)]
+            print("started", flush=True)
+        return [f.result() for f in futures]
+
+
+class Program:
+    name = "fake"
+
+
+Engine().sample(Program(), Path("."))
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cmdstan_style_chains_are_stopped_on_interrupt(sig: signal.Signals, tmp_path: Path) -> None:
+    """The CmdStan engine's interrupt handling, run here without CmdStan: the
+    chains are child processes waited for by threads, as in cmdstanpy."""
+    script = tmp_path / "chains.py"
+    script.write_text(textwrap.dedent(CMDSTAN_LIKE_SCRIPT))
+    process, stderr = _start([sys.executable, str(script)], tmp_path, _env(tmp_path))
+    assert process.stdout.readline() == b"started\n"
+    deadline = time.monotonic() + 30
+    while len(chains := _children(process.pid)) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    process.send_signal(sig)
+    _wait_or_kill(process, chains, sig.name)
+    assert process.returncode == -signal.SIGINT
+    assert stderr.text().rstrip().endswith("KeyboardInterrupt: sampling fake was interrupted; its chains were stopped")
+    _assert_gone(chains)
+
+
+def _cmdstanpy_error(retcodes: str) -> RuntimeError:
+    # The shape of cmdstanpy 1.3's error after a failed run (CmdStanModel.sample
+    # and RunSet.__repr__), here with CmdStan's own error line.
+    return RuntimeError(
+        "Error during sampling:\n\nCommand and output files:\nRunSet: chains=2, chain_ids=[1, 2], num_processes=2\n"
+        f" cmd (chain 1):\n\t['/cache/model1', 'id=1']\n retcodes={retcodes}\n per-chain output files (showing chain 1"
+        " only):\n csv_file:\n\t/tmp/x.csv\n console_msgs (if any):\n\t/tmp/x.txt"
+    )
+
+
+@pytest.mark.parametrize("retcodes", ["[-7, 0]", "[1, 0]"])
+def test_a_crashed_cmdstan_process_is_named_with_the_model_and_cache_entry(retcodes: str, tmp_path: Path) -> None:
+    """Read by the CmdStan engine from cmdstanpy's error: a negative return
+    code is a CmdStan process killed by that signal; others pass unchanged."""
+    from pystanmods.engines import interrupts
+
+    class Engine:
+        def binaries(self, program: Program, directory: Path) -> list[Path]:
+            return [directory / "model1"]
+
+        @interrupts.stop_cmdstan_on_interrupt
+        def sample(self, program: Program, directory: Path) -> None:
+            raise _cmdstanpy_error(retcodes)
+
+    with pytest.raises(RuntimeError) as raised:
+        Engine().sample(Program("model1", ""), tmp_path)
+    if retcodes.startswith("[-7"):
+        assert str(raised.value) == interrupts.chain_died("model1", "signal SIGBUS", tmp_path).args[0]
+        assert "a chain process of model1 died while sampling (signal SIGBUS)" in str(raised.value)
+        assert str(tmp_path) in str(raised.value)
+    else:
+        assert str(raised.value).startswith("Error during sampling")
+
+
+def test_a_fit_leaves_no_socket_files(csv_files: dict[str, Path], tmp_path: Path) -> None:
+    # httpstan binds one Unix socket per chain in the temporary directory
+    # (TMPDIR, here the test's own); before, each fit left both behind.
+    env = _env(tmp_path, PYSTANMODS_ENGINE="pystan")
+    before = _sockets(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "pystanmods.cli.main", "fit", "model1", str(csv_files["small"]),
+                             "-o", "small.nc", "--chains", "2", "--iter-warmup", "100", "--iter-sampling", "100",
+                             "--seed", "3", "--quiet"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert before == [] and _sockets(tmp_path) == []
+
+
+def test_a_crashed_chain_process_is_named_with_the_model_and_cache_entry(
+    csv_files: dict[str, Path], tmp_path: Path
+) -> None:
+    entry = psm.compile_model("model1", engine="pystan", quiet=True).directory
+    env = _env(tmp_path, PYSTANMODS_ENGINE="pystan")
+    process, stderr = _start([sys.executable, "-m", "pystanmods.cli.main", "fit", "model1", str(csv_files["big"]),
+                              "-o", "big.nc", *LONG_FIT, "--quiet"], tmp_path, env)
+    # --quiet shows no progress: the chains' sockets in TMPDIR say sampling began.
+    deadline = time.monotonic() + 300
+    while len(_sockets(tmp_path)) < 2:
+        assert process.poll() is None, stderr.text()
+        assert time.monotonic() < deadline, "sampling never started"
+        time.sleep(0.2)
+    chains = _children(process.pid)
+    assert len(chains) == 2
+    os.kill(chains[0], signal.SIGBUS)  # what a truncated model did to its chain
+    _wait_or_kill(process, chains, "a chain's SIGBUS")
+    lines = _lines_besides_progress(stderr.text())
+    assert process.returncode == 2
+    assert len(lines) == 1, lines
+    assert "a chain process of model1 died while sampling (signal SIGBUS)" in lines[0]
+    assert str(entry) in lines[0]
+    _assert_gone(chains)
+
+
+# --------------------------------------------------------------------------
+# Cache integrity
+
+
+class FileEngine(Engine):
+    """Builds by copying a file (an ELF binary) into the entry, counting builds."""
+
+    name = "file"
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.builds = 0
+
+    def stan_version(self) -> str:
+        return "2.35.0"
+
+    def default_compile_options(self) -> dict:
+        return {}
+
+    def build(self, program: Program, directory: Path) -> None:
+        shutil.copy(self.source, directory / "model.bin")
+        self.builds += 1
+
+    def is_built(self, program: Program, directory: Path) -> bool:
+        return (directory / "model.bin").is_file()
+
+    def binaries(self, program: Program, directory: Path) -> list[Path]:
+        return [directory / "model.bin"]
+
+    def sample(self, *args: object, **kwargs: object) -> Draws:
+        raise NotImplementedError
+
+    def log_prob(self, *args: object, **kwargs: object) -> float:
+        raise NotImplementedError
+
+
+@pytest.fixture
+def file_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FileEngine:
+    monkeypatch.setenv("PYSTANMODS_CACHE_DIR", str(tmp_path / "cache"))
+    source = tmp_path / "binary"
+    shutil.copy(sys.executable if Path(sys.executable).stat().st_size > 8192 else "/bin/ls", source)
+    return FileEngine(source.resolve())
+
+
+def _damaged_notices(err: str) -> list[str]:
+    return [line for line in err.splitlines() if "is damaged" in line]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip a byte", "delete"])
+def test_a_damaged_build_is_rebuilt_with_one_notice(
+    damage: str, file_engine: FileEngine, capsys: pytest.CaptureFixture
+) -> None:
+    program = Program("m", "model {}")
+    first = cache.compile_program(program, file_engine, quiet=True)
+    binary = first.directory / "model.bin"
+    recorded = cache._read_marker(first.directory)["sha256"]
+    assert recorded == {"model.bin": integrity.sha256(file_engine.source)}
+    assert cache.compile_program(program, file_engine, quiet=True).cached
+    capsys.readouterr()
+    if damage == "truncate":
+        os.truncate(binary, 4096)
+    elif damage == "flip a byte":
+        # Same size, a byte changed in the middle: only the checksum sees it.
+        with binary.open("r+b") as f:
+            f.seek(binary.stat().st_size // 2)
+            byte = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([byte[0] ^ 0xFF]))
+    else:
+        binary.unlink()
+    again = cache.compile_program(program, file_engine, quiet=True)
+    assert not again.cached and file_engine.builds == 2
+    notices = _damaged_notices(capsys.readouterr().err)
+    if damage == "delete":
+        assert notices == [f"pystanmods: the cached build of m in {first.directory} is damaged "
+                           "(the compiled files are missing); rebuilding it"]
+    else:
+        assert len(notices) == 1 and "model.bin does not match its recorded sha256" in notices[0]
+    assert integrity.sha256(binary) == integrity.sha256(file_engine.source)
+    assert cache.compile_program(program, file_engine, quiet=True).cached
+
+
+def test_an_entry_without_checksums_is_checked_then_adopted(
+    file_engine: FileEngine, capsys: pytest.CaptureFixture
+) -> None:
+    program = Program("m", "model {}")
+    directory = cache.compile_program(program, file_engine, quiet=True).directory
+    marker = cache._read_marker(directory)
+    del marker["sha256"]  # as written before checksums were recorded
+    cache._write_marker(directory, marker)
+    # Whole: adopted without a rebuild, its checksum recorded.
+    assert cache.compile_program(program, file_engine, quiet=True).cached
+    assert cache._read_marker(directory)["sha256"] == {"model.bin": integrity.sha256(file_engine.source)}
+    # Cut short: its ELF headers describe more bytes than it has.
+    cache._write_marker(directory, marker)
+    os.truncate(directory / "model.bin", 4096)
+    capsys.readouterr()
+    assert not cache.compile_program(program, file_engine, quiet=True).cached
+    notices = _damaged_notices(capsys.readouterr().err)
+    assert len(notices) == 1 and "model.bin has 4,096 bytes, its ELF headers describe" in notices[0]
+    assert file_engine.builds == 2
+
+
+def _seed_cache(root: Path) -> Path:
+    """A throwaway cache holding a copy of model1's build from the user cache (no compile)."""
+    built = psm.compile_model("model1", engine="pystan", quiet=True).directory
+    entry = root / built.relative_to(cache.cache_root())
+    shutil.copytree(built, entry)
+    return entry
+
+
+def _fit_small(csv: Path, tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pystanmods.cli.main", "fit", "model1", str(csv), "-o", "small.nc",
+                           "--chains", "2", "--iter-warmup", "100", "--iter-sampling", "100", "--seed", "4", "--quiet"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900)
+
+
+def test_a_damaged_httpstan_copy_is_replaced(csv_files: dict[str, Path], tmp_path: Path) -> None:
+    """httpstan keeps its own copy of each build (its model directory, under
+    the pystanmods cache); a truncated copy made every fit die of SIGBUS (exit 135)."""
+    root = tmp_path / "cache"
+    entry = _seed_cache(root)
+    env = _env(tmp_path, PYSTANMODS_CACHE_DIR=str(root), PYSTANMODS_ENGINE="pystan")
+    first = _fit_small(csv_files["small"], tmp_path, env)
+    assert first.returncode == 0, first.stderr
+    assert not _damaged_notices(first.stderr)
+    (built,) = (entry / "httpstan").glob("*.so")
+    (copy,) = (root / "httpstan-4.13.0" / "models").glob(f"*/{built.name}")
+    os.truncate(copy, 4096)
+    second = _fit_small(csv_files["small"], tmp_path, env)
+    assert second.returncode == 0, second.stderr
+    notices = _damaged_notices(second.stderr)
+    assert len(notices) == 1 and notices[0].startswith(f"pystanmods: httpstan's copy of model1 in {copy.parent}")
+    assert f"replacing it from {entry}" in notices[0]
+    assert integrity.sha256(copy) == integrity.sha256(built)
+
+
+@pytest.mark.slow
+def test_a_truncated_model_in_the_cache_is_rebuilt_and_fits(csv_files: dict[str, Path], tmp_path: Path) -> None:
+    """The real thing: model1's own compiled module cut to 4 KiB. Costs one
+    compile (about a minute); the same logic runs in CI through
+    test_a_damaged_build_is_rebuilt_with_one_notice."""
+    root = tmp_path / "cache"
+    entry = _seed_cache(root)
+    env = _env(tmp_path, PYSTANMODS_CACHE_DIR=str(root), PYSTANMODS_ENGINE="pystan")
+    (built,) = (entry / "httpstan").glob("*.so")
+    os.truncate(built, 4096)
+    result = _fit_small(csv_files["small"], tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    notices = _damaged_notices(result.stderr)
+    assert len(notices) == 1 and notices[0].startswith(f"pystanmods: the cached build of model1 in {entry}")
+    assert "pystanmods: compiled model1" in result.stderr
+    (rebuilt,) = (entry / "httpstan").glob("*.so")
+    assert integrity.elf_shortfall(rebuilt) is None
+    assert cache._read_marker(entry)["sha256"] == {f"httpstan/{rebuilt.name}": integrity.sha256(rebuilt)}

@@ -23,6 +23,8 @@ import dask
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from pystanmods.data.errors import SetupError
+
 PLUGIN_NAME = "pystanmods-httpstan-pool"
 
 
@@ -66,7 +68,7 @@ def _prepare(client: Any) -> Any:
         client.register_plugin(HttpstanPoolCleanup(), name=PLUGIN_NAME)
     daemonic = [address for address, daemon in client.run(_worker_is_daemon).items() if daemon]
     if daemonic:
-        raise RuntimeError(
+        raise SetupError(
             f"{len(daemonic)} Dask worker(s) run as daemonic processes ({daemonic[0]}, ...), which cannot start "
             "the Stan sampler's processes; start them with DASK_DISTRIBUTED__WORKER__DAEMON=False "
             "or `dask worker --no-nanny`"

@@ -170,15 +170,15 @@ def fit_groups(
     by: str | Sequence[str] = "lineage",
     *,
     out: str | os.PathLike[str],
-    parameterization: str = "noncentered",
+    parameterization: str = "recommended",
     engine: str | None = None,
     chains: int = 4,
     iter_warmup: int = 1000,
     iter_sampling: int = 1000,
     seed: int = 1,
     columns: Mapping[str, str] | None = None,
-    compute_log_lik: bool = True,
-    compute_y_rep: bool = True,
+    compute_log_lik: bool | None = None,
+    compute_y_rep: bool | None = None,
     client: Any = None,
     scheduler: str | None = None,
     n_workers: int | None = None,
@@ -231,6 +231,8 @@ def fit_groups(
     from pystanmods.sampling import compile_model
 
     model = get_model(model)
+    # The program actually run goes into each group's fingerprint, not the alias.
+    parameterization = model.check_parameterization(parameterization)
     engine_obj = get_engine(engine)
     by = [by] if isinstance(by, str) else list(by)
     missing = [c for c in by if c not in frame.columns]

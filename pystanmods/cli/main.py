@@ -5,7 +5,8 @@ standata MODEL data.csv -o data.json | fit MODEL data.csv -o fit.nc |
 compile [--all] | install-cmdstan``, plus the subcommands of the modules in
 :data:`SUBCOMMAND_MODULES` (``depmap``, ``batch``, ``sbc``).
 
-A bad input ends with one line on stderr and exit status 2, never a traceback.
+A bad input or a missing setup ends with one line on stderr and exit status
+2, never a traceback; any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from pystanmods.cli.arguments import add_sampler_arguments, parse_pairs, parse_settings, sampler_options
-from pystanmods.data import DataError
+from pystanmods.data import DataError, SetupError
 
 #: Modules under pystanmods.cli that add their own subcommand via ``add_parser``.
 SUBCOMMAND_MODULES = ("depmap", "batch", "sbc")
 
-#: Errors that are the user's input, not a bug: reported in one line.
-USER_ERRORS = (DataError, ValueError, KeyError, FileNotFoundError, TypeError, RuntimeError)
+#: Errors that are the user's input or setup, not a bug: reported in one line.
+#: TypeError, KeyError and other RuntimeErrors are left to show their
+#: traceback: a bug reported as a user mistake is a bug nobody files.
+USER_ERRORS = (DataError, ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, SetupError)
 
 
 def _read_table(path: str) -> Any:
@@ -179,7 +182,7 @@ def cmd_install_cmdstan(args: argparse.Namespace) -> int:
     else:
         reason = "see cmdstanpy's messages above"
     if not ok:
-        raise RuntimeError(
+        raise SetupError(
             f"could not install CmdStan ({reason}). It needs internet access to GitHub; "
             "without it pystanmods uses the embedded engine (httpstan), which needs nothing more. "
             "With an existing CmdStan, set CMDSTAN=/path/to/cmdstan instead"
@@ -268,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _unavailable(name: str, error: ImportError) -> Any:
     def handler(args: argparse.Namespace) -> int:
-        raise RuntimeError(f"'pystanmods {name}' is unavailable: {error}; install pystanmods[dask]")
+        raise SetupError(f"'pystanmods {name}' is unavailable: {error}; install pystanmods[dask]")
 
     return handler
 
@@ -281,8 +284,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except USER_ERRORS as error:
         message = " ".join(str(error).split()) or type(error).__name__
-        if isinstance(error, KeyError):
-            message = message.strip("'\"")
         print(f"pystanmods: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

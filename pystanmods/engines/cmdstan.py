@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from pystanmods.engines.base import SAMPLE_STATS, Draws, Engine, Program
+from pystanmods.data.errors import SetupError
 from pystanmods.engines.options import SamplerOptions
 
 
@@ -37,7 +38,7 @@ class CmdStanEngine(Engine):
     def __init__(self) -> None:
         path = find_cmdstan()
         if path is None:
-            raise RuntimeError(
+            raise SetupError(
                 "engine 'cmdstan' needs a CmdStan installation, and none was found: "
                 "set CMDSTAN to one, or run `make cmdstan` (needs internet)"
             )

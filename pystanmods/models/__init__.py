@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pystanmods.data.errors import UnknownModelError
 from pystanmods.models.base import PARAMETERIZATIONS, Model, Simulation, StanData
 from pystanmods.models.guides import Model5, Model5Flat
 from pystanmods.models.lineage import ModelLineage
@@ -39,7 +40,7 @@ def get_model(name: str | Model) -> Model:
     for candidate in (key, f"model{key}", f"model_{key}"):
         if candidate in _CATALOGUE:
             return _CATALOGUE[candidate]
-    raise KeyError(f"no model named {name!r}; models are {', '.join(_CATALOGUE)}")
+    raise UnknownModelError(f"no model named {name!r}; models are {', '.join(_CATALOGUE)}")
 
 
 def all_models() -> list[Model]:

@@ -57,10 +57,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from pystanmods.models import get_model
 
     model = get_model(args.model)
-    print(f"{model.name}: {model.title}")
-    print(f"columns: required {', '.join(model.required)}" + (f"; optional {', '.join(model.optional)}" if model.optional else ""))
-    if model.hierarchical:
-        print(f"parameterizations: centered, noncentered (recommended: {model.recommended})")
+    print("\n".join(model.record.describe()))
     for parameterization in model.parameterizations:
         print(f"stan file ({parameterization}): {model.stan_file(parameterization)}")
     print("simulation defaults: " + ", ".join(f"{k}={v}" for k, v in model.defaults.items()))

@@ -14,7 +14,7 @@ import pandas as pd
 from pystanmods.compile.cache import CompiledModel, compile_program
 from pystanmods.engines import Engine, Program, SamplerOptions, get_engine
 from pystanmods.engines.base import Draws
-from pystanmods.models import Model, StanData, get_model, threaded_models
+from pystanmods.models import Model, StanData, get_model, require_threaded
 from pystanmods.stanfit import StanFit
 from pystanmods.stanfit.convert import to_inference_data
 
@@ -183,12 +183,7 @@ def _threaded(model: Model, stan_data: StanData, threads: int) -> StanData:
     """Stan data that take the program's reduce_sum path when ``threads`` > 1 (validated by SamplerOptions)."""
     if threads == 1:
         return stan_data
-    if not model.within_chain:
-        able = threaded_models()
-        raise ValueError(
-            f"{model.name} has no threaded likelihood, so threads_per_chain={threads} would change nothing; "
-            f"models with one: {able}"
-        )
+    require_threaded(model, f"threads_per_chain={threads}")
     if int(stan_data.data.get("grainsize", 0)) > 0:
         return stan_data
     grainsize = grainsize_for(int(stan_data.data["N"]), threads)

@@ -11,7 +11,6 @@ import pytest
 from pystanmods import depmap
 from pystanmods.data import DataError
 from pystanmods.engines.base import Draws
-from pystanmods.engines.options import SamplerOptions
 from pystanmods.models import all_models, get_model
 from pystanmods.models.base import CATALOGUE, Model, register
 from pystanmods.models.record import Effect, ModelRecord, UnitRule
@@ -73,7 +72,7 @@ def test_an_undeclared_variable_is_an_error_not_x_dim_0() -> None:
     model = get_model("model2")
     stan_data = model.prepare(model.simulate(seed=1, n_genes=3).data)
     draws = {"alpha_g": np.zeros((1, 4, 3)), "sigma": np.ones((1, 4))}
-    ok = Draws(draws, {"lp": np.zeros((1, 4))}, 0.0, SamplerOptions())
+    ok = Draws(draws, {"lp": np.zeros((1, 4))}, 0.0)
     idata = to_inference_data(ok, stan_data, "logfc", {"model": "model2"})
     assert idata.posterior["alpha_g"].dims == ("chain", "draw", "gene")
     draws["kappa_g"] = np.zeros((1, 4, 3))  # written by a program, declared nowhere

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from pystanmods.data import DataError
+from pystanmods.data import DataError, plain
 from pystanmods.models import Model, get_model
 
 #: Columns of the summary table, in order.
@@ -93,16 +92,9 @@ def group_seed(seed: int, label: str) -> int:
 
 def _write_json(path: Path, record: Mapping[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2, default=_jsonable))
+    # Numpy values as plain numbers and lists; anything else json cannot write as its text.
+    tmp.write_text(json.dumps(plain(record), indent=2, default=str))
     os.replace(tmp, path)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

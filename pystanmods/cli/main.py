@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pystanmods.cli.arguments import add_sampler_arguments, parse_pairs, parse_settings, sampler_options
-from pystanmods.data import DataError, SetupError
+from pystanmods.data import DataError, SetupError, plain
 
 #: Modules under pystanmods.cli that add their own subcommand via ``add_parser``.
 SUBCOMMAND_MODULES = ("depmap", "batch", "sbc")
@@ -77,7 +77,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     simulation.data.to_csv(output, index=False)
     print(f"wrote {len(simulation.data)} rows to {output}")
     if args.truth:
-        truth = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in simulation.truth.items()}
+        truth = plain(simulation.truth)
         Path(args.truth).write_text(json.dumps(truth, indent=2))
         print(f"wrote the true values to {args.truth}")
     return 0
@@ -85,7 +85,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_standata(args: argparse.Namespace) -> int:
     from pystanmods.data import write_stan_json
-    from pystanmods.models import get_model, threaded_models
+    from pystanmods.models import get_model, require_threaded
 
     model = get_model(args.model)
     data = model.standata(
@@ -95,9 +95,7 @@ def cmd_standata(args: argparse.Namespace) -> int:
         compute_y_rep=not args.no_y_rep,
     )
     if args.grainsize is not None:
-        if not model.within_chain:
-            able = threaded_models()
-            raise ValueError(f"{model.name} has no threaded likelihood; --grainsize applies to {able}")
+        require_threaded(model, f"--grainsize {args.grainsize}")
         data["grainsize"] = args.grainsize
     write_stan_json(args.output, data)
     print(f"wrote Stan data for {model.name} (N={data['N']}) to {args.output}")

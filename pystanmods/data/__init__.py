@@ -2,7 +2,7 @@
 
 from pystanmods.data.errors import DataError, SetupError, UnknownModelError
 from pystanmods.data.indexing import Index, encode, nested
-from pystanmods.data.stan_json import write_stan_json
+from pystanmods.data.stan_json import plain, write_stan_json
 from pystanmods.data.validate import label_column, numeric_column, resolve_columns
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "label_column",
     "nested",
     "numeric_column",
+    "plain",
     "resolve_columns",
     "write_stan_json",
 ]

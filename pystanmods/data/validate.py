@@ -6,7 +6,7 @@ the number of rows affected, so that the message alone says what to fix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,8 +14,10 @@ import pandas as pd
 from pystanmods.data.errors import DataError
 
 
-def _preview(values: Sequence[object], limit: int = 3) -> str:
-    shown = ", ".join(repr(v) for v in list(values)[:limit])
+def preview(values: Iterable[object], limit: int = 3) -> str:
+    """The first ``limit`` values, quoted, then ``...`` if there are more: for messages."""
+    values = list(values)
+    shown = ", ".join(repr(v) for v in values[:limit])
     return shown + (", ..." if len(values) > limit else "")
 
 
@@ -78,7 +80,7 @@ def numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
         bad = series[non_numeric].unique()
         raise DataError(
             f"column '{column}' has non-numeric values in {int(non_numeric.sum())} of "
-            f"{len(series)} rows, e.g. {_preview(bad)}"
+            f"{len(series)} rows, e.g. {preview(bad)}"
         )
     array = values.to_numpy(dtype=float)
     nan = np.isnan(array)
@@ -91,7 +93,7 @@ def numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
     if inf.any():
         raise DataError(
             f"column '{column}' has infinite values in {int(inf.sum())} of {len(array)} rows, "
-            f"e.g. {_preview(array[inf].tolist())}"
+            f"e.g. {preview(array[inf].tolist())}"
         )
     return array
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from pystanmods.engines.base import SAMPLE_STATS, Draws, Engine, Program
 from pystanmods.data.errors import SetupError
+from pystanmods.data.stan_json import plain
 from pystanmods.engines.options import SamplerOptions
 
 
@@ -114,7 +115,7 @@ class CmdStanEngine(Engine):
                 stats[arviz_name] = values.astype(bool) if arviz_name == "diverging" else values
         finally:
             shutil.rmtree(output_dir, ignore_errors=True)
-        return Draws(variables=variables, sample_stats=stats, sampling_seconds=seconds, options=options)
+        return Draws(variables=variables, sample_stats=stats, sampling_seconds=seconds)
 
     def log_prob(
         self,
@@ -125,12 +126,5 @@ class CmdStanEngine(Engine):
         jacobian: bool = True,
     ) -> float:
         model = self._model(program, directory)
-        plain = {k: (np.asarray(v).tolist() if isinstance(v, (np.ndarray, list, tuple)) else v) for k, v in params.items()}
-        frame = model.log_prob(params=plain, data=data, jacobian=jacobian, sig_figs=18)
+        frame = model.log_prob(params=plain(params), data=data, jacobian=jacobian, sig_figs=18)
         return float(frame["lp__"].iloc[0])
-
-    def log_prob_grad(self, program: Program, directory: Path, data: dict[str, Any], params: dict[str, Any]) -> np.ndarray:
-        """Gradient of the log density (with Jacobian) on the unconstrained scale."""
-        model = self._model(program, directory)
-        frame = model.log_prob(params=params, data=data, jacobian=True, sig_figs=18)
-        return frame.drop(columns="lp__").to_numpy()[0]

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-import numpy as np
+from pystanmods.data.stan_json import plain
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,8 @@ class SamplerOptions:
         if self.inits is None or isinstance(self.inits, (int, float)):
             return None
         if isinstance(self.inits, Mapping):
-            return [_jsonable(self.inits) for _ in range(self.chains)]
-        inits = [_jsonable(i) for i in self.inits]
+            return [plain(self.inits) for _ in range(self.chains)]
+        inits = [plain(i) for i in self.inits]
         if len(inits) != self.chains:
             raise ValueError(f"inits has {len(inits)} entries for {self.chains} chains")
         return inits
@@ -109,6 +109,3 @@ class SamplerOptions:
             kwargs["init_radius"] = float(self.inits)
         return kwargs
 
-
-def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (np.asarray(v).tolist() if isinstance(v, (np.ndarray, list, tuple)) else v) for k, v in values.items()}

@@ -46,4 +46,13 @@ def threaded_models() -> list[str]:
     return [m.name for m in all_models() if m.within_chain]
 
 
-__all__ = ["PARAMETERIZATIONS", "Model", "Simulation", "StanData", "all_models", "get_model", "list_models", "register", "threaded_models"]
+def require_threaded(model: Model, setting: str) -> None:
+    """Refuse a within-chain threading ``setting`` for a model without a reduce_sum likelihood."""
+    if not model.within_chain:
+        raise ValueError(
+            f"{model.name} has no threaded likelihood, so {setting} would change nothing; "
+            f"models with one: {threaded_models()}"
+        )
+
+
+__all__ = ["PARAMETERIZATIONS", "Model", "Simulation", "StanData", "all_models", "get_model", "list_models", "register", "require_threaded", "threaded_models"]

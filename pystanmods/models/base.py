@@ -141,10 +141,6 @@ class Model:
         parameterization = self.check_parameterization(parameterization)
         return self.name if not self.hierarchical else f"{self.name}_{parameterization}"
 
-    def programs(self) -> list[str]:
-        """The distinct program stems of this model."""
-        return sorted({self.program_name(p) for p in PARAMETERIZATIONS})
-
     def stan_file(self, parameterization: str = "noncentered") -> Path:
         """Path of the committed ``.stan`` file for a parameterization."""
         return stan_dir() / f"{self.program_name(parameterization)}.stan"

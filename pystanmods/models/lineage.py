@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pystanmods.data import DataError, encode
-from pystanmods.data.validate import _preview
+from pystanmods.data.validate import preview
 from pystanmods.models.base import Model, Simulation, register
 from pystanmods.models.record import Effect, ModelRecord
 from pystanmods.models.shared import (
@@ -34,7 +34,7 @@ def cell_line_lineages(frame: pd.DataFrame, cell_labels: list[str]) -> tuple[np.
     if missing.any():
         cells = sorted(frame.loc[missing, "cell_line"].astype(str).unique())
         raise DataError(
-            f"column 'lineage' is missing for cell line(s) {_preview(cells)} "
+            f"column 'lineage' is missing for cell line(s) {preview(cells)} "
             f"({len(cells)} cell lines, {int(missing.sum())} of {len(frame)} rows); "
             "every cell line needs its lineage"
         )
@@ -46,7 +46,7 @@ def cell_line_lineages(frame: pd.DataFrame, cell_labels: list[str]) -> tuple[np.
         found = sorted(pairs.loc[pairs["cell_line"] == first, "lineage"].unique())
         rows = int(pairs["cell_line"].isin(ambiguous).sum())
         raise DataError(
-            f"column 'lineage' gives cell line {first!r} more than one lineage ({_preview(found)}); "
+            f"column 'lineage' gives cell line {first!r} more than one lineage ({preview(found)}); "
             f"{len(ambiguous)} such cell line(s) in {rows} rows"
         )
     lineage_index = encode(lineage.astype(str))
@@ -176,12 +176,12 @@ class ModelLineage(Model):
         if len(lineage_labels) < 2:
             raise DataError(
                 f"{self.name} needs cell lines from at least two lineages; column 'lineage' has only "
-                f"{_preview(lineage_labels)} over {len(frame)} rows. Fit model5 instead"
+                f"{preview(lineage_labels)} over {len(frame)} rows. Fit model5 instead"
             )
         if data["G"] < 2:
             raise DataError(
                 f"{self.name} needs at least two genes for gene x lineage effects; column 'gene' has only "
-                f"{_preview(coords['gene'])} over {len(frame)} rows. Fit model5 instead"
+                f"{preview(coords['gene'])} over {len(frame)} rows. Fit model5 instead"
             )
         data.update(L=len(lineage_labels), cell_line_lineage=lineage_codes)
         coords.update(lineage=lineage_labels, lineage_free=lineage_labels[1:], gene_free=coords["gene"][1:])

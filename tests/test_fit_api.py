@@ -130,14 +130,19 @@ def test_command_line_and_batch_default_to_the_recommended_program() -> None:
     import inspect
 
     from pystanmods.batch import fit_groups
+    from pystanmods.batch.groups import fit_settings
     from pystanmods.cli.main import build_parser
 
     for command in (["fit", "model5", "d.csv", "-o", "f.nc"], ["batch", "model5", "d.csv", "--by", "x", "--out", "out"]):
         assert build_parser().parse_args(command).parameterization == "recommended"
-    signature = inspect.signature(fit_groups).parameters
-    assert signature["parameterization"].default == "recommended"
-    # None: fit()'s memory budget decides, as it does for a single fit.
-    assert signature["compute_log_lik"].default is None and signature["compute_y_rep"].default is None
+    # A batch fit's settings are fit()'s defaults: the recommended program, and
+    # None for log_lik/y_rep, so fit()'s memory budget decides as for one fit.
+    settings, _ = fit_settings(psm.get_model("model5"), {"chains": 2})
+    assert settings["parameterization"] == "centered" and settings["chains"] == 2
+    assert settings["compute_log_lik"] is None and settings["compute_y_rep"] is None
+    with pytest.raises(TypeError, match="not settings of each group"):
+        fit_settings(psm.get_model("model5"), {"chain": 2})
+    assert "compute_log_lik" not in inspect.signature(fit_groups).parameters  # no copy of fit()'s signature
 
 
 def test_recommended_parameterization_alias() -> None:

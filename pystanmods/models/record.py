@@ -261,6 +261,8 @@ class ModelRecord:
         for label, names in (("gene effects", self.gene_effects), ("slopes", self.slopes), ("other results", self.results)):
             if names:
                 lines.append(f"{label}: {', '.join(names)}")
+        if self.sbc is not None:
+            lines.append("SBC design: " + (", ".join(f"{k}={v}" for k, v in self.sbc.items()) or "the default simulation"))
         for text in self.limitations:
             lines.append(f"limitation: {text}")
         return lines

@@ -20,6 +20,13 @@ from pystanmods.stanfit.convert import to_inference_data
 MODEL2 = get_model("model2").record
 
 
+def test_a_record_cannot_be_changed_in_place() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        MODEL2.recommended = "noncentered"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        MODEL2.priors["sigma"] = ("exponential", 1.0)  # type: ignore[index]
+
+
 def test_records_declare_consistent_facts() -> None:
     for model in all_models():
         record = model.record

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
@@ -186,6 +187,11 @@ class ModelRecord:
     limitations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        # Frozen all the way down: a record's mappings cannot be changed in place either.
+        for name in ("priors", "defaults", "template_vars", "variables", "sbc"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, MappingProxyType(dict(value)))
         problems = []
         if self.recommended not in PARAMETERIZATIONS:
             problems.append(f"recommended {self.recommended!r} is not one of {PARAMETERIZATIONS}")

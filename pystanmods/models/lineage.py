@@ -11,14 +11,7 @@ from pystanmods.data import DataError, encode
 from pystanmods.data.validate import preview
 from pystanmods.models.base import Model, Simulation, register
 from pystanmods.models.record import Effect, ModelRecord
-from pystanmods.models.shared import (
-    GENE_EFFECT,
-    GUIDE_EFFECT,
-    draw_effect,
-    guide_design,
-    guide_structure,
-    guides_per_gene,
-)
+from pystanmods.models import shared
 
 
 def cell_line_lineages(frame: pd.DataFrame, cell_labels: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -156,8 +149,8 @@ class ModelLineage(Model):
             "theta_gl": None,  # n_genes x n_lineages
         },
         effects=(
-            GENE_EFFECT,
-            GUIDE_EFFECT,
+            shared.GENE_EFFECT,
+            shared.GUIDE_EFFECT,
             Effect("lambda_l", ("lineage",), free_dims=("lineage_free",)),
             Effect("delta_c", ("cell_line",), free_dims=("cell_line_free",)),
             Effect("theta_gl", ("gene", "lineage"), free_dims=("gene_free", "lineage_free")),
@@ -171,7 +164,7 @@ class ModelLineage(Model):
     )
 
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
-        data, coords = guide_structure(frame)
+        data, coords = shared.guide_structure(frame)
         lineage_codes, lineage_labels = cell_line_lineages(frame, coords["cell_line"])
         if len(lineage_labels) < 2:
             raise DataError(
@@ -193,7 +186,7 @@ class ModelLineage(Model):
         # removed into lambda_l, epsilon_g and mu_epsilon (that would widen
         # their priors by theta_gl's means). Drawn so, the mapping is the
         # identity and the truth is a draw from the program's prior.
-        n_genes = len(guides_per_gene(settings["sgrnas_per_gene"], int(settings["n_genes"])))
+        n_genes = len(shared.guides_per_gene(settings["sgrnas_per_gene"], int(settings["n_genes"])))
         per_lineage = [int(k) for k in settings["cell_lines_per_lineage"]]
         w = np.asarray(per_lineage, dtype=float) / sum(per_lineage)
         lambda_l = rng.normal(0.0, drawn["sigma_lambda"], len(per_lineage))
@@ -216,16 +209,16 @@ class ModelLineage(Model):
         """
         s = self.settings(overrides)
         rng = np.random.default_rng(seed)
-        per_gene = guides_per_gene(s["sgrnas_per_gene"], int(s["n_genes"]))
+        per_gene = shared.guides_per_gene(s["sgrnas_per_gene"], int(s["n_genes"]))
         per_lineage = [int(k) for k in s["cell_lines_per_lineage"]]
         n_genes, n_lineages, n_cells = len(per_gene), len(per_lineage), sum(per_lineage)
-        frame, sgrna_gene, si, ci = guide_design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
+        frame, sgrna_gene, si, ci = shared.guide_design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
         cell_lineage = np.repeat(np.arange(n_lineages), per_lineage)
         lineage_labels = [f"lineage{chr(ord('A') + i)}" for i in range(n_lineages)]
-        epsilon_g = draw_effect(rng, s["epsilon_g"], n_genes, "epsilon_g", s["mu_epsilon"], s["sigma_epsilon"])
-        alpha_s = draw_effect(rng, s["alpha_s"], sgrna_gene.size, "alpha_s", epsilon_g[sgrna_gene], s["sigma_alpha"])
-        lambda_l = draw_effect(rng, s["lambda_l"], n_lineages, "lambda_l", 0.0, s["sigma_lambda"])
-        delta_c = draw_effect(rng, s["delta_c"], n_cells, "delta_c", 0.0, s["sigma_beta"])
+        epsilon_g = shared.draw_effect(rng, s["epsilon_g"], n_genes, "epsilon_g", s["mu_epsilon"], s["sigma_epsilon"])
+        alpha_s = shared.draw_effect(rng, s["alpha_s"], sgrna_gene.size, "alpha_s", epsilon_g[sgrna_gene], s["sigma_alpha"])
+        lambda_l = shared.draw_effect(rng, s["lambda_l"], n_lineages, "lambda_l", 0.0, s["sigma_lambda"])
+        delta_c = shared.draw_effect(rng, s["delta_c"], n_cells, "delta_c", 0.0, s["sigma_beta"])
         if s["theta_gl"] is None:
             theta_gl = rng.normal(0, s["sigma_theta"], (n_genes, n_lineages))
         else:

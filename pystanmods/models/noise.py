@@ -9,15 +9,7 @@ import pandas as pd
 
 from pystanmods.models.base import Model, Simulation, as_array, register
 from pystanmods.models.record import Effect, ModelRecord
-from pystanmods.models.shared import (
-    CELL_LINE_EFFECT,
-    GENE_EFFECT,
-    GUIDE_EFFECT,
-    draw_effect,
-    guide_design,
-    guide_structure,
-    guides_per_gene,
-)
+from pystanmods.models import shared
 
 
 @register
@@ -73,7 +65,7 @@ class ModelC(Model):
             "beta_c": None,
             "sigma_c": None,
         },
-        effects=(GENE_EFFECT, GUIDE_EFFECT, CELL_LINE_EFFECT, Effect("log_sigma_c", ("cell_line",))),
+        effects=(shared.GENE_EFFECT, shared.GUIDE_EFFECT, shared.CELL_LINE_EFFECT, Effect("log_sigma_c", ("cell_line",))),
         variables={"sigma_c": ("cell_line",)},
         gene_effects=("epsilon_g",),
         results=("alpha_s", "beta_c", "sigma_c"),
@@ -81,7 +73,7 @@ class ModelC(Model):
     )
 
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
-        data, coords = guide_structure(frame)
+        data, coords = shared.guide_structure(frame)
         return data, coords
 
     def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:
@@ -98,12 +90,12 @@ class ModelC(Model):
         """
         s = self.settings(overrides)
         rng = np.random.default_rng(seed)
-        per_gene = guides_per_gene(s["sgrnas_per_gene"], int(s["n_genes"]))
+        per_gene = shared.guides_per_gene(s["sgrnas_per_gene"], int(s["n_genes"]))
         n_cells = int(s["n_cell_lines"])
-        frame, sgrna_gene, si, ci = guide_design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
-        epsilon_g = draw_effect(rng, s["epsilon_g"], len(per_gene), "epsilon_g", s["mu_epsilon"], s["sigma_epsilon"])
-        alpha_s = draw_effect(rng, s["alpha_s"], sgrna_gene.size, "alpha_s", epsilon_g[sgrna_gene], s["sigma_alpha"])
-        beta_c = draw_effect(rng, s["beta_c"], n_cells, "beta_c", 0.0, s["sigma_beta"])
+        frame, sgrna_gene, si, ci = shared.guide_design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
+        epsilon_g = shared.draw_effect(rng, s["epsilon_g"], len(per_gene), "epsilon_g", s["mu_epsilon"], s["sigma_epsilon"])
+        alpha_s = shared.draw_effect(rng, s["alpha_s"], sgrna_gene.size, "alpha_s", epsilon_g[sgrna_gene], s["sigma_alpha"])
+        beta_c = shared.draw_effect(rng, s["beta_c"], n_cells, "beta_c", 0.0, s["sigma_beta"])
         sigma_c = as_array(s["sigma_c"], n_cells, "sigma_c")
         if sigma_c is None:
             sigma_c = np.exp(rng.normal(s["mu_sigma"], s["tau_sigma"], n_cells))

@@ -13,15 +13,7 @@ from pystanmods.data import DataError, numeric_column
 from pystanmods.data.transform import centre_within_cell_line
 from pystanmods.models.base import Model, Simulation, as_array, draw_from, register
 from pystanmods.models.record import Effect, ModelRecord, UnitRule
-from pystanmods.models.shared import (
-    CELL_LINE_EFFECT,
-    GENE_EFFECT,
-    GUIDE_EFFECT,
-    draw_effect,
-    guide_design,
-    guide_structure,
-    guides_per_gene,
-)
+from pystanmods.models import shared
 
 #: Scale of Model B's "no effect" mixture component: a mutation that moves a
 #: gene's logFC by less than about 0.1 does not change a screen's call.
@@ -131,9 +123,9 @@ class ModelA(Model):
         },
         unit_rules=(UnitRule("rna"),),
         effects=(
-            GENE_EFFECT,
-            GUIDE_EFFECT,
-            CELL_LINE_EFFECT,
+            shared.GENE_EFFECT,
+            shared.GUIDE_EFFECT,
+            shared.CELL_LINE_EFFECT,
             Effect("delta_g", ("gene",)),
             Effect("eta_g", ("gene",)),
             Effect("kappa_s", ("sgrna",)),
@@ -158,7 +150,7 @@ class ModelA(Model):
         data["copy_number"] = numeric_column(frame, "log2_copy_number")
 
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
-        data, coords = guide_structure(frame)
+        data, coords = shared.guide_structure(frame)
         self._covariates(frame, data)
         return data, coords
 
@@ -175,16 +167,16 @@ class ModelA(Model):
 
     def _simulate_a(self, s: dict[str, Any], rng: np.random.Generator) -> tuple[pd.DataFrame, dict, dict, dict]:
         """The Model A part of a simulation: frame, linear predictor pieces, truth and draws."""
-        per_gene = guides_per_gene(s["sgrnas_per_gene"], int(s["n_genes"]))
+        per_gene = shared.guides_per_gene(s["sgrnas_per_gene"], int(s["n_genes"]))
         n_genes, n_cells = len(per_gene), int(s["n_cell_lines"])
-        frame, sgrna_gene, si, ci = guide_design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
+        frame, sgrna_gene, si, ci = shared.guide_design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
         n_sgrnas = sgrna_gene.size
-        epsilon_g = draw_effect(rng, s["epsilon_g"], n_genes, "epsilon_g", s["mu_epsilon"], s["sigma_epsilon"])
-        alpha_s = draw_effect(rng, s["alpha_s"], n_sgrnas, "alpha_s", epsilon_g[sgrna_gene], s["sigma_alpha"])
-        beta_c = draw_effect(rng, s["beta_c"], n_cells, "beta_c", 0.0, s["sigma_beta"])
-        delta_g = draw_effect(rng, s["delta_g"], n_genes, "delta_g", s["mu_delta"], s["sigma_delta"])
-        eta_g = draw_effect(rng, s["eta_g"], n_genes, "eta_g", s["mu_eta"], s["sigma_eta"])
-        kappa_s = draw_effect(rng, s["kappa_s"], n_sgrnas, "kappa_s", eta_g[sgrna_gene], s["sigma_kappa"])
+        epsilon_g = shared.draw_effect(rng, s["epsilon_g"], n_genes, "epsilon_g", s["mu_epsilon"], s["sigma_epsilon"])
+        alpha_s = shared.draw_effect(rng, s["alpha_s"], n_sgrnas, "alpha_s", epsilon_g[sgrna_gene], s["sigma_alpha"])
+        beta_c = shared.draw_effect(rng, s["beta_c"], n_cells, "beta_c", 0.0, s["sigma_beta"])
+        delta_g = shared.draw_effect(rng, s["delta_g"], n_genes, "delta_g", s["mu_delta"], s["sigma_delta"])
+        eta_g = shared.draw_effect(rng, s["eta_g"], n_genes, "eta_g", s["mu_eta"], s["sigma_eta"])
+        kappa_s = shared.draw_effect(rng, s["kappa_s"], n_sgrnas, "kappa_s", eta_g[sgrna_gene], s["sigma_kappa"])
         # One RNA and one copy-number value per gene x cell line, shared by its guides.
         rna_gc = rng.normal(0, 1, (n_genes, n_cells)) + rng.normal(0, s["rna_cell_line_sd"], n_cells)
         cn_gc = rng.normal(0, s["cn_sd"], (n_genes, n_cells))
@@ -297,7 +289,7 @@ class ModelB(ModelA):
         self.tau_zeta = float(tau_zeta)
 
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
-        data, coords = guide_structure(frame)
+        data, coords = shared.guide_structure(frame)
         self._covariates(frame, data)
         mutated = numeric_column(frame, "is_mutated")
         bad = ~np.isin(mutated, (0.0, 1.0))

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import pystanmods as psm
+import pystanmods.data.errors as psm_errors
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -98,3 +99,34 @@ def test_standata_grainsize(tmp_path: Path) -> None:
     frame5.to_csv(tmp_path / "m5.csv", index=False)
     refused = run("standata", "model5", str(tmp_path / "m5.csv"), "-o", str(out), "--grainsize", "50")
     assert refused.returncode == 2 and "model5 has no threaded likelihood" in refused.stderr
+
+
+@pytest.mark.parametrize("bug", [TypeError("bug"), KeyError("bug"), RuntimeError("bug")])
+def test_programming_errors_keep_their_traceback(monkeypatch: pytest.MonkeyPatch, bug: Exception) -> None:
+    # A bug must not look like a user's mistake (Model 3's gene-effect table
+    # raised KeyError and the CLI printed one line with exit 2).
+    from pystanmods.cli import main as cli
+
+    def broken(args: object) -> int:
+        raise bug
+
+    monkeypatch.setattr(cli, "cmd_list", broken)
+    with pytest.raises(type(bug), match="bug"):
+        cli.main(["list"])
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [psm_errors.DataError("bad column"), psm_errors.SetupError("no CmdStan"), psm_errors.UnknownModelError("no model")],
+)
+def test_bad_input_and_setup_errors_are_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], problem: Exception
+) -> None:
+    from pystanmods.cli import main as cli
+
+    def refused(args: object) -> int:
+        raise problem
+
+    monkeypatch.setattr(cli, "cmd_list", refused)
+    assert cli.main(["list"]) == 2
+    assert capsys.readouterr().err == f"pystanmods: error: {problem}\n"

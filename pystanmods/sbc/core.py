@@ -309,10 +309,7 @@ def run(
     -------
     SBCResult
     """
-    from distributed import as_completed
-    from tqdm.auto import tqdm
-
-    from pystanmods.batch.cluster import dask_client
+    from pystanmods.batch.cluster import Task, run_tasks
     from pystanmods.engines import get_engine
     from pystanmods.sampling import compile_model
 
@@ -344,25 +341,21 @@ def run(
     from dask.base import tokenize
 
     token = tokenize(model.name, parameterization, seed, sizes, prior_scale, fit_kwargs, max_retries)[:12]
+    tasks = {
+        i: Task(f"pystanmods-sbc-{model.name}-{parameterization}-{token}-{i}", one_simulation,
+                (model.name, parameterization, i, s, sizes, prior_scale, fit_kwargs, max_retries))
+        for i, s in enumerate(seeds)
+    }
     records: list[dict[str, Any]] = []
-    with dask_client(client, scheduler, n_workers) as dask:
-        futures = [
-            dask.submit(one_simulation, model.name, parameterization, i, s, sizes, prior_scale, fit_kwargs,
-                        max_retries, key=f"pystanmods-sbc-{model.name}-{parameterization}-{token}-{i}", pure=False)
-            for i, s in enumerate(seeds)
-        ]
-        bar = tqdm(total=n_sims, desc=f"SBC {model.name}", unit="fit", disable=not progress)
-        try:
-            for future in as_completed(futures):
-                try:
-                    records.append(future.result())
-                except Exception as error:  # worker lost beyond the scheduler's retries
-                    i = futures.index(future)
-                    records.append({"sim": i, "seed": seeds[i], "attempts": 0, "status": "failed", "ranks": [],
-                                    "error": f"{type(error).__name__}: {error}"})
-                bar.update()
-        finally:
-            bar.close()
+
+    def handle(i: Any, record: Any, error: BaseException | None) -> None:
+        if error is not None:  # worker lost beyond the scheduler's retries
+            record = {"sim": i, "seed": seeds[i], "attempts": 0, "status": "failed", "ranks": [],
+                      "error": f"{type(error).__name__}: {error}"}
+        records.append(record)
+
+    run_tasks(tasks, handle, client=client, scheduler=scheduler, n_workers=n_workers,
+              desc=f"SBC {model.name}", unit="fit", progress=progress)
     records.sort(key=lambda r: r["sim"])
     ranks = pd.DataFrame(
         [{"sim": r["sim"], **row} for r in records for row in r["ranks"]],

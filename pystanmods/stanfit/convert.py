@@ -21,6 +21,14 @@ def to_inference_data(draws: Draws, stan_data: StanData, outcome: str, attrs: di
     ``az.loo`` and ``az.plot_ppc`` work as they are.
     """
     posterior = {k: v for k, v in draws.variables.items() if k not in POINTWISE}
+    # A non-scalar variable the model's record does not declare would get
+    # ArviZ's x_dim_0 names, which nothing downstream can select on.
+    undeclared = sorted(k for k, v in posterior.items() if np.ndim(v) > 2 and k not in stan_data.dims)
+    if undeclared:
+        raise ValueError(
+            f"Stan variable(s) {undeclared} have no dims in the model's record: declare them "
+            "(record.effects or record.variables) beside the template that writes them"
+        )
     dims = {k: v for k, v in stan_data.dims.items() if k in posterior}
     coords = dict(stan_data.coords)
     groups: dict[str, Any] = {

@@ -118,6 +118,9 @@ class Model:
     #: gets prior draws by filling this in and, where its simulator cannot draw a
     #: group level from these values as the program does, :meth:`_prior_overrides`.
     priors: ClassVar[Mapping[str, tuple[Any, ...]]] = {}
+    #: What the model assumes and where its intervals are too narrow, one
+    #: sentence each; ``pystanmods info`` prints them.
+    limitations: ClassVar[tuple[str, ...]] = ()
 
     # ----------------------------------------------------------- programs
     @property

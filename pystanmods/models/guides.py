@@ -9,6 +9,7 @@ import pandas as pd
 
 from pystanmods.data import encode, label_column, nested, numeric_column
 from pystanmods.data.sufficient import unit_statistics
+from pystanmods.models import limitations as limits
 from pystanmods.models.base import Model, Simulation, as_array, labels
 
 #: The seed's fixed sgRNA effects: 5 genes with 1, 2, 3, 4 and 5 guides.
@@ -100,6 +101,11 @@ class Model5(Model):
     """
 
     name = "model5"
+    limitations = (
+        limits.GAUSSIAN_LOGFC,
+        limits.NO_GENE_BY_CELL_LINE,
+        limits.zero_sum("The cell-line intercepts beta_c", "sigma_beta"),
+    )
     title = "sgRNA intercepts nested in genes, plus cell-line intercepts"
     template = "model5.stan.j2"
     template_vars = {"flat": False}
@@ -197,6 +203,13 @@ class Model5Flat(Model):
     """
 
     name = "model5_flat"
+    limitations = (
+        limits.GAUSSIAN_LOGFC,
+        limits.NO_GENE_BY_CELL_LINE,
+        "No guide level: guides of a gene are exchangeable rows, so a guide that cuts badly pulls the "
+        "gene's effect and its rows narrow the gene's interval as if they measured the gene.",
+        limits.zero_sum("The cell-line intercepts beta_c", "sigma_beta"),
+    )
     title = "gene plus cell-line intercepts, no sgRNA level"
     template = "model5.stan.j2"
     template_vars = {"flat": True}

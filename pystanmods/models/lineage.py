@@ -9,6 +9,7 @@ import pandas as pd
 
 from pystanmods.data import DataError, encode
 from pystanmods.data.validate import _preview
+from pystanmods.models import limitations as limits
 from pystanmods.models.base import Model, Simulation, as_array
 from pystanmods.models.guides import _design, guide_structure
 from pystanmods.models.noise import _per_gene, draw_effect
@@ -102,6 +103,16 @@ class ModelLineage(Model):
     """
 
     name = "model_lineage"
+    limitations = (
+        limits.GAUSSIAN_LOGFC,
+        "Gene x lineage effects theta_gl, but no gene x cell-line term within a lineage: a gene's guides "
+        "and replicates in one cell line are treated as independent, so intervals of epsilon_g and "
+        "theta_gl are too narrow where genes differ between cell lines of a lineage (see Model 4's "
+        "limitation).",
+        "delta_c sums to zero over all C cell lines, so its marginal prior sd is sigma_beta * "
+        "sqrt((C - 1) / C), not sigma_beta; lambda_l is constrained likewise (weighted by lineage size), "
+        "so its marginal sd is also below sigma_lambda.",
+    )
     title = "Model 5 with cell lines nested in lineages and gene x lineage effects"
     template = "model_lineage.stan.j2"
     within_chain = True

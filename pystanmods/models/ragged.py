@@ -10,6 +10,7 @@ import pandas as pd
 
 from pystanmods.data import DataError, numeric_column
 from pystanmods.data.transform import centre_within_cell_line
+from pystanmods.models import limitations as limits
 from pystanmods.models.base import Model, Simulation, as_array, draw_from
 from pystanmods.models.guides import GUIDE_DIMS, _design, guide_structure
 from pystanmods.models.noise import _per_gene, draw_effect
@@ -78,6 +79,12 @@ class ModelA(Model):
     """
 
     name = "model_a"
+    limitations = (
+        limits.GAUSSIAN_LOGFC,
+        limits.NO_GENE_BY_CELL_LINE,
+        limits.zero_sum("The cell-line intercepts beta_c", "sigma_beta"),
+        "RNA and copy-number slopes are linear and the same in every cell line.",
+    )
     title = "ragged guides in genes, cell-line intercepts, RNA and copy-number slopes"
     template = "model_a.stan.j2"
     within_chain = True
@@ -246,6 +253,16 @@ class ModelB(ModelA):
     """
 
     name = "model_b"
+    limitations = (
+        limits.GAUSSIAN_LOGFC,
+        limits.NO_GENE_BY_CELL_LINE,
+        limits.zero_sum("The cell-line intercepts beta_c", "sigma_beta"),
+        "P(mutation matters) depends on the fixed scale of the no-effect component (tau_zeta = 0.05 by "
+        "default; data, not estimated) and on the prior sigma_zeta ~ lognormal(log(0.75), 0.5), not only "
+        "on the data: a small mutation effect is called 'matters' or not largely by those choices. Report "
+        "it with the tau_zeta used, and refit with another to see how much it moves.",
+        "Genes mutated in none or all of their cell lines get no mutation effect (it is not identified).",
+    )
     title = "Model A plus a mutation effect from a no-effect/effect mixture"
     template = "model_a.stan.j2"
     template_vars = {"mutation": True}

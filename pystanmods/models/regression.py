@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pystanmods.data import encode, label_column, numeric_column
+from pystanmods.models import limitations as limits
 from pystanmods.models.base import Model, Simulation, as_array, labels, require_single
 
 
@@ -20,6 +21,11 @@ class Model1(Model):
     """
 
     name = "model1"
+    limitations = (
+        limits.GAUSSIAN_LOGFC,
+        "One gene: cell lines are independent draws around alpha + beta * rna; replicates of a cell line "
+        "should be averaged first (or use Model 3), or the interval for beta is too narrow.",
+    )
     title = "one gene, RNA expression covariate"
     template = "model1.stan.j2"
     hierarchical = False
@@ -58,6 +64,12 @@ class Model2(Model):
     """
 
     name = "model2"
+    limitations = (
+        limits.GAUSSIAN_LOGFC,
+        "No cell-line intercept and no gene x cell-line term: one row per gene x cell line is assumed; "
+        "replicates of a gene in a cell line would be counted as independent and narrow the intervals "
+        "(use Model 3 or 4).",
+    )
     title = "many genes, partial pooling of intercepts and RNA slopes"
     template = "model2.stan.j2"
     #: 30 cell lines inform each gene's intercept and slope: data-rich groups,

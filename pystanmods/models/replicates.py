@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pystanmods.data import DataError, encode, label_column, numeric_column
+from pystanmods.models import limitations as limits
 from pystanmods.models.base import Model, Simulation, as_array, labels
 
 
@@ -27,6 +28,13 @@ class Model3(Model):
     """
 
     name = "model3"
+    limitations = (
+        limits.GAUSSIAN_LOGFC,
+        "No cell-line intercept: a cell line's overall shift (screen quality, growth rate) goes into the "
+        "gene x cell-line effects theta, whose sd sigma_g then grows; centre logFC within cell lines first "
+        "if the lines differ.",
+        "RNA must be constant within a gene x cell-line unit (it is checked).",
+    )
     title = "replicates of a latent gene x cell-line effect, RNA one level up"
     template = "model3.stan.j2"
     #: With theta integrated out, only gamma_g and delta_g are group effects,

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pystanmods.data import encode, label_column, numeric_column
+from pystanmods.models import limitations as limits
 from pystanmods.models.base import Model, Simulation, as_array, labels
 
 
@@ -25,6 +26,11 @@ class Model4(Model):
     """
 
     name = "model4"
+    limitations = (
+        limits.GAUSSIAN_LOGFC,
+        limits.NO_GENE_BY_CELL_LINE,
+        limits.zero_sum("The cell-line intercepts gamma_c", "sigma_gamma"),
+    )
     title = "gene and cell-line intercepts, gene-varying RNA slope, replicates"
     template = "model4.stan.j2"
     #: Each gene has 60 and each cell line 15 observations: data-rich groups,

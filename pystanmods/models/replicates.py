@@ -25,6 +25,11 @@ class Model3(Model):
     within-unit sum of squares are sufficient) and draws it from its exact
     conditional posterior in generated quantities: sampled directly, theta
     formed a funnel per gene that neither parameterization could sample.
+
+    Two pointwise log-likelihoods: ``log_lik`` per row, conditional on the
+    drawn theta, and ``log_lik_unit`` (posterior group, dim ``unit``) per
+    gene x cell-line unit with theta integrated out, which
+    :func:`pystanmods.compare` uses to leave whole units out.
     """
 
     name = "model3"
@@ -49,6 +54,8 @@ class Model3(Model):
         "delta_g_z": ("gene",),
         "theta": ("unit",),
         "mu_theta": ("unit",),
+        # Leave-one-unit-out log-likelihood (theta integrated out); compare() uses it.
+        "log_lik_unit": ("unit",),
     }
     group_parameters = ("gamma_g", "delta_g", "theta")
     hyperparameters = ("mu_gamma", "sigma_gamma", "mu_delta", "sigma_delta", "tau_sigma", "sigma")

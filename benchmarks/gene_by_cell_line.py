@@ -22,13 +22,13 @@ unit and with sigma_gc / sigma: DepMap's 4 guides x 3 replicates give n = 12.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 import pystanmods as psm
+from benchmarks.metrics import write_json
 
 
 def simulate(seed: int, n_genes: int, n_cells: int, n_rows: int, sigma: float, sigma_gc: float) -> pd.DataFrame:
@@ -86,9 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "model4_diagnostics": fit4.diagnostics(warn=False).as_dict(),
         "model3_diagnostics": fit3.diagnostics(warn=False).as_dict(),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gene_by_cell_line.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
-    print(json.dumps(result, indent=2, default=float))
+    write_json(args.out, "gene_by_cell_line.json", result)
     return 0
 
 

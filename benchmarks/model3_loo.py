@@ -13,7 +13,6 @@ gene x cell-line unit out. This fits Model 3 to the data of
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import arviz as az
 import numpy as np
 
 import pystanmods as psm
+from benchmarks.metrics import write_json
 from pystanmods.stanfit.compare import _unit_log_lik
 
 
@@ -51,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     result["compare_level"] = table.attrs["level"]
     result["compare"] = table[["rank", "elpd_loo", "elpd_diff", "dse", "n_high_pareto_k"]].reset_index().to_dict("records")
     result["diagnostics"] = {"model3": fit3.diagnostics(warn=False).as_dict(), "model4": fit4.diagnostics(warn=False).as_dict()}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "model3_loo.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
-    print(json.dumps(result, indent=2, default=float))
+    write_json(args.out, "model3_loo.json", result)
     return 0
 
 

@@ -244,6 +244,29 @@ class ModelB(ModelA):
     Identification: as Model A. There is no label switching: the components
     differ by construction (``sigma_zeta > tau_zeta``, ``tau_zeta`` fixed).
 
+    Sensitivity (``benchmarks/model_b_sensitivity.py``, the test simulation:
+    12 genes x 12 cell lines, 11 with a mutation effect slot, 6 of them
+    shifted by 0.8-1.5 and 5 not; 4 chains x 1000 draws, no divergences,
+    R-hat <= 1.011). Posterior mean of ``p_matters_g`` by ``tau_zeta``:
+
+    ========  ==========================  ==========================
+    tau_zeta  genes whose mutation        genes whose mutation
+              shifts logFC (6)            does nothing (5)
+    ========  ==========================  ==========================
+    0.025     1.00 each                   0.09-0.18
+    0.05      1.00 each                   0.11-0.16
+    0.1       1.00 each                   0.13-0.16
+    0.2       0.99-1.00                   0.18-0.21
+    ========  ==========================  ==========================
+
+    Effects of 0.8 or more are called "matters" whatever ``tau_zeta``; a
+    gene without an effect never gets near 0, and its probability rises with
+    ``tau_zeta`` (the two components become harder to tell apart, and the
+    probability moves toward the prior's omega, mean 2/7). So P(mutation
+    matters) of a null gene is set by ``tau_zeta`` and the prior, not by the
+    data. The sensitivity to the ``sigma_zeta`` prior was not measured (the
+    prior is written in the program; changing it means editing the template).
+
     Parameters
     ----------
     centre_rna : bool

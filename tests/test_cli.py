@@ -28,6 +28,9 @@ def test_list_and_info() -> None:
     info = run("info", "model5")
     assert info.returncode == 0
     assert "alpha_s" in info.stdout and "model5_centered.stan" in info.stdout
+    # Every model of the catalogue states its limitations, and info prints them.
+    words = " ".join(info.stdout.split())  # undo the wrapping
+    assert "limitations:" in words and "No gene x cell-line term" in words and "sqrt((C - 1) / C)" in words
 
 
 def test_simulate_standata_fit(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import argparse
 import importlib
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -62,6 +63,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     print("simulation defaults: " + ", ".join(f"{k}={v}" for k, v in model.defaults.items()))
     print()
     print(model.describe())
+    if model.limitations:
+        print()
+        print("limitations:")
+        for limitation in model.limitations:
+            print(textwrap.fill(limitation, width=100, initial_indent="  - ", subsequent_indent="    "))
     return 0
 
 

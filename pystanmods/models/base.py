@@ -111,9 +111,6 @@ class Model:
         if record is None:
             return
         for f in fields(ModelRecord):
-            # A class-body ``limitations`` (issue 13's texts) wins until they move into the record.
-            if f.name == "limitations" and "limitations" in cls.__dict__ and not record.limitations:
-                continue
             if f.name in cls.__dict__:
                 raise TypeError(f"{cls.__name__} sets {f.name} outside its record; set it in {cls.__name__}.record")
             setattr(cls, f.name, getattr(record, f.name))

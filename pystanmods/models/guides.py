@@ -10,6 +10,7 @@ import pandas as pd
 from pystanmods.data import encode, label_column, numeric_column
 from pystanmods.data.sufficient import unit_statistics
 from pystanmods.models.base import Model, Simulation, as_array, register
+from pystanmods.models import limitations as limits
 from pystanmods.models.record import Effect, ModelRecord
 from pystanmods.models.shared import CELL_LINE_EFFECT, GENE_EFFECT, GUIDE_EFFECT, guide_design, guide_structure
 
@@ -76,6 +77,11 @@ class Model5(Model):
             "sigma_alpha": 0.5,
         },
         sbc={"n_cell_lines": 4, "sgrnas_per_gene": [1, 2, 3]},
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            limits.NO_GENE_BY_CELL_LINE,
+            limits.zero_sum("The cell-line intercepts beta_c", "sigma_beta"),
+        ),
     )
 
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
@@ -173,6 +179,13 @@ class Model5Flat(Model):
             "mu_gamma": -0.5,
             "sigma_gamma": 1.0,
         },
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            limits.NO_GENE_BY_CELL_LINE,
+            "No guide level: guides of a gene are exchangeable rows, so a guide that cuts badly pulls the "
+            "gene's effect and its rows narrow the gene's interval as if they measured the gene.",
+            limits.zero_sum("The cell-line intercepts beta_c", "sigma_beta"),
+        ),
     )
 
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:

@@ -10,6 +10,7 @@ import pandas as pd
 from pystanmods.data import DataError, encode
 from pystanmods.data.validate import preview
 from pystanmods.models.base import Model, Simulation, register
+from pystanmods.models import limitations as limits
 from pystanmods.models.record import Effect, ModelRecord
 from pystanmods.models import shared
 
@@ -161,6 +162,16 @@ class ModelLineage(Model):
         # Two lineages of two cell lines: delta_c within a lineage and lambda_l
         # both exist, and theta_gl has (3 - 1) x (2 - 1) free coordinates.
         sbc={"sgrnas_per_gene": [1, 2, 3], "cell_lines_per_lineage": [2, 2], "missing_fraction": 0.0},
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            "Gene x lineage effects theta_gl, but no gene x cell-line term within a lineage: a gene's guides "
+            "and replicates in one cell line are treated as independent, so intervals of epsilon_g and "
+            "theta_gl are too narrow where genes differ between cell lines of a lineage (see Model 4's "
+            "limitation).",
+            "delta_c sums to zero over all C cell lines, so its marginal prior sd is sigma_beta * "
+            "sqrt((C - 1) / C), not sigma_beta; lambda_l is constrained likewise (weighted by lineage size), "
+            "so its marginal sd is also below sigma_lambda.",
+        ),
     )
 
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:

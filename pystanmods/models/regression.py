@@ -9,6 +9,7 @@ import pandas as pd
 
 from pystanmods.data import encode, label_column, numeric_column
 from pystanmods.models.base import Model, Simulation, as_array, labels, register, require_single
+from pystanmods.models import limitations as limits
 from pystanmods.models.record import Effect, ModelRecord
 
 
@@ -34,6 +35,11 @@ class Model1(Model):
         priors={"alpha": ("normal", 0.0, 10.0), "beta": ("normal", 0.0, 1.0), "sigma": ("halfnormal", 5.0)},
         defaults={"n_cell_lines": 20, "alpha": 0.5, "beta": -1.0, "sigma": 0.3},
         sbc={},
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            "One gene: cell lines are independent draws around alpha + beta * rna; replicates of a cell line "
+            "should be averaged first (or use Model 3), or the interval for beta is too narrow.",
+        ),
     )
 
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
@@ -96,6 +102,12 @@ class Model2(Model):
             "beta_g": None,
         },
         sbc={"n_genes": 3, "n_cell_lines": 10},
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            "No cell-line intercept and no gene x cell-line term: one row per gene x cell line is assumed; "
+            "replicates of a gene in a cell line would be counted as independent and narrow the intervals "
+            "(use Model 3 or 4).",
+        ),
     )
 
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from pystanmods.data import encode, label_column, numeric_column
 from pystanmods.models.base import Model, Simulation, as_array, labels, register
+from pystanmods.models import limitations as limits
 from pystanmods.models.record import Effect, ModelRecord, UnitRule
 
 
@@ -26,6 +27,11 @@ class Model3(Model):
     within-unit sum of squares are sufficient) and draws it from its exact
     conditional posterior in generated quantities: sampled directly, theta
     formed a funnel per gene that neither parameterization could sample.
+
+    Two pointwise log-likelihoods: ``log_lik`` per row, conditional on the
+    drawn theta, and ``log_lik_unit`` (posterior group, dim ``unit``) per
+    gene x cell-line unit with theta integrated out, which
+    :func:`pystanmods.compare` uses to leave whole units out.
     """
 
     record = ModelRecord(
@@ -38,7 +44,13 @@ class Model3(Model):
         required=("gene", "cell_line", "rna", "logfc"),
         unit_rules=(UnitRule("rna"),),
         effects=(Effect("gamma_g", ("gene",)), Effect("delta_g", ("gene",))),
-        variables={"sigma_g": ("gene",), "theta": ("unit",), "mu_theta": ("unit",)},
+        variables={
+            "sigma_g": ("gene",),
+            "theta": ("unit",),
+            "mu_theta": ("unit",),
+            # Leave-one-unit-out log-likelihood (theta integrated out); compare() uses it.
+            "log_lik_unit": ("unit",),
+        },
         gene_effects=("gamma_g",),
         slopes=("delta_g",),
         results=("sigma_g", "theta"),
@@ -67,6 +79,13 @@ class Model3(Model):
             "sigma_g": None,
         },
         sbc={"n_genes": 2, "n_cell_lines": 4, "n_replicates": 2},
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            "No cell-line intercept: a cell line's overall shift (screen quality, growth rate) goes into the "
+            "gene x cell-line effects theta, whose sd sigma_g then grows; centre logFC within cell lines first "
+            "if the lines differ.",
+            "RNA must be constant within a gene x cell-line unit (it is checked).",
+        ),
     )
 
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from pystanmods.data import encode, label_column, numeric_column
 from pystanmods.models.base import Model, Simulation, as_array, labels, register
+from pystanmods.models import limitations as limits
 from pystanmods.models.record import Effect, ModelRecord, UnitRule
 
 
@@ -69,6 +70,11 @@ class Model4(Model):
         slopes=("beta_g",),
         results=("gamma_c",),
         sbc={"n_genes": 2, "n_cell_lines": 4, "n_replicates": 2},
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            limits.NO_GENE_BY_CELL_LINE,
+            limits.zero_sum("The cell-line intercepts gamma_c", "sigma_gamma"),
+        ),
     )
 
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:

@@ -21,6 +21,11 @@ def to_inference_data(draws: Draws, stan_data: StanData, outcome: str, attrs: di
     ``az.loo`` and ``az.plot_ppc`` work as they are.
     """
     posterior = {k: v for k, v in draws.variables.items() if k not in POINTWISE}
+    # Model 3's per-unit log-likelihood stays in the posterior group (a second
+    # log_likelihood variable would make az.loo(idata) ask which one); it is
+    # empty, and dropped, when log_lik is not computed.
+    if "log_lik_unit" in posterior and posterior["log_lik_unit"].shape[-1] == 0:
+        del posterior["log_lik_unit"]
     # A non-scalar variable the model's record does not declare would get
     # ArviZ's x_dim_0 names, which nothing downstream can select on.
     undeclared = sorted(k for k, v in posterior.items() if np.ndim(v) > 2 and k not in stan_data.dims)

@@ -53,7 +53,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 sbc: models
-	$(PY) examples/sbc_every_model.py --sims 200 --out out/sbc
+	$(PY) examples/sbc_every_model.py --sims 200 --out docs/sbc-results
 
 cmdstan: $(STAMP)
 	$(PY) -m pystanmods.cli.main install-cmdstan

@@ -220,3 +220,13 @@ def write_results(
         writer.writerows(rows)
     paths["md"].write_text(markdown_table(results, ratio_rows))
     return paths
+
+
+def write_json(out: Path, name: str, result: dict[str, Any]) -> Path:
+    """Write ``result`` to ``out/name`` (creating ``out``), print it, return the path."""
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result, indent=2, default=float)
+    path = out / name
+    path.write_text(text + "\n")
+    print(text)
+    return path

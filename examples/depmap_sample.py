@@ -33,8 +33,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+import pystanmods as psm  # noqa: E402
 from pystanmods import depmap  # noqa: E402
-from pystanmods.depmap.effects import gene_effect_table  # noqa: E402
 
 RELEASE = Path(__file__).resolve().parent.parent / "tests" / "data" / "depmap-sample"
 
@@ -63,7 +63,7 @@ def plot_effects(table: pd.DataFrame, path: Path) -> None:
     for ax, (title, rows) in zip(axes, panels):
         for offset, (model, part) in zip((0.15, -0.15), rows.groupby("model", sort=False)):
             ys = part["gene"].map(y).to_numpy() + (offset if rows["model"].nunique() > 1 else 0)
-            ax.hlines(ys, part["q05"], part["q95"], color=colours.get(model, "grey"), lw=2)
+            ax.hlines(ys, part["q5"], part["q95"], color=colours.get(model, "grey"), lw=2)
             ax.plot(part["mean"], ys, "o", ms=4, color=colours.get(model, "grey"), label=model)
         ax.axvline(0, color="grey", lw=0.6)
         ax.set_title(title, fontsize=9)
@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--genes", nargs="+", default=list(GENES), help="genes to fit")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--iter", type=int, default=1000, help="warmup and sampling iterations per chain")
-    parser.add_argument("--adapt-delta", type=float, default=0.95)
+    parser.add_argument(
+        "--adapt-delta", type=float, default=None, help="NUTS target acceptance (default: each model's own)"
+    )
     parser.add_argument("--seed", type=int, default=20240)
     parser.add_argument("--out", default="out/depmap", help="output directory")
     args = parser.parse_args(argv)
@@ -109,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{' (cached)' if fit.attrs.get('compile_cached') else ''}, total {elapsed:.0f} s"
         )
         print(fit.diagnostics(warn=False))
-        tables.append(gene_effect_table(fit, usable))
+        # The gene effect, and the per-gene slopes where the model has them (Model 4's RNA slope).
+        record = psm.get_model(name).record
+        slopes = [v for v in record.slopes if "gene" in record.dims()[v]]
+        tables.append(fit.gene_effects(variables=[*record.gene_effects, *slopes]))
 
     table = pd.concat(tables, ignore_index=True)
     table.to_csv(out / "gene_effects.csv", index=False)

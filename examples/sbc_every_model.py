@@ -3,7 +3,12 @@
 Runs :func:`pystanmods.sbc.run` on each design of
 :mod:`pystanmods.sbc.designs` (both parameterizations of every model with
 priors) on one local Dask cluster, writes each run's report under ``--out``
-and a summary table (``summary.md``, ``summary.csv``) beside them.
+and a summary table (``summary.md``, ``summary.csv``) beside them. Each run's
+directory keeps ``ranks.csv`` (the rank of every truth, so that uniformity can
+be re-tested with any other test) beside ``fits.csv`` and ``uniformity.csv``;
+commit all three with the report. A run where more than 10% of the fits had
+divergences or R-hat >= 1.01 is INCONCLUSIVE, not a pass
+(:data:`pystanmods.sbc.core.NONCONVERGED_LIMIT`).
 
     python examples/sbc_every_model.py --sims 200 --out docs/sbc-results
 """
@@ -62,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
                 "retried": d["retried"],
                 "fits_with_divergences": d["with_divergences"],
                 "fits_rhat_over_1.01": d["rhat_over_1.01"],
+                "share_not_converged": round(d["nonconverged_share"], 3),
                 "median_min_ess_bulk": round(d["median_min_ess_bulk"], 0),
                 "scalars": len(result.uniformity),
                 "min_p_holm": float(result.uniformity["p_holm"].min()) if len(result.uniformity) else float("nan"),
-                "verdict": "PASS" if result.passed else ("FAIL: " + ", ".join(result.flagged) if result.flagged
-                                                          else "INCONCLUSIVE"),
+                "verdict": "FAIL: " + ", ".join(result.flagged) if result.flagged else result.status,
                 "minutes": round((time.perf_counter() - start) / 60, 1),
             })
             print(result.verdict(), flush=True)

@@ -245,3 +245,37 @@ def coverage_floor(k: int, level: float = 0.9, alpha: float = 0.001) -> int:
     widens the spread of the count; alpha = 0.001 leaves room for that while a
     biased or overconfident posterior still fails by a wide margin."""
     return int(stats.binom.ppf(alpha, k, level))
+
+
+def covered_count(draws: np.ndarray, truth: np.ndarray, prob: float = 0.9) -> int:
+    """How many of ``truth``'s k values lie in the central ``prob`` intervals of
+    ``draws`` (n_draws x k), each interval from its own column's quantiles."""
+    lower, upper = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+    return int(np.sum((lower <= truth) & (truth <= upper)))
+
+
+def coverage_floor_from_draws(
+    draw_sets: list[np.ndarray], prob: float = 0.9, alpha: float = 0.001, n_resamples: int = 20000, seed: int = 0,
+) -> int:
+    """Fewest covered truths, summed over independent fits, that a calibrated
+    posterior gives except with probability about ``alpha``, when the truths
+    were drawn from the prior.
+
+    If the truth is drawn from the prior and the data from the model, the
+    truth given the data is distributed as the posterior. So the number of the
+    fit's k truths inside their intervals has the distribution of the number
+    of a joint posterior draw's k values inside the same intervals, however the
+    k values are correlated: counting that over the fit's draws gives the
+    exact reference distribution (up to Monte Carlo error), with none of the
+    independence a binomial bound assumes. Fits of independent simulations
+    add independent counts, so their reference is the sum of one count drawn
+    from each fit, here resampled ``n_resamples`` times; the floor is its
+    ``alpha`` quantile.
+    """
+    rng = np.random.default_rng(seed)
+    total = np.zeros(n_resamples, dtype=int)
+    for draws in draw_sets:
+        lower, upper = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        counts = np.sum((lower <= draws) & (draws <= upper), axis=1)
+        total += rng.choice(counts, size=n_resamples)
+    return int(np.quantile(total, alpha, method="lower"))

@@ -157,3 +157,24 @@ def test_cli_batch_names_failed_groups_and_exits_1(tmp_path: Path, capsys) -> No
     err = capsys.readouterr().err
     assert "1 group(s) failed: C" in err and "logfc" in err
     assert (tmp_path / "o" / "A.nc").is_file() and (tmp_path / "o" / "summary.csv").is_file()
+
+
+def _half(x: int) -> float:
+    if x == 3:
+        raise ArithmeticError("three")
+    return x / 2
+
+
+def test_one_runner_passes_each_result_or_error_to_the_handler(client) -> None:
+    # The Dask runner shared by fit_groups and sbc.run.
+    from pystanmods.batch.cluster import Task, run_tasks
+
+    seen: dict = {}
+
+    def handle(name, result, error):
+        seen[name] = repr(error) if error is not None else result
+        return None
+
+    tasks = {i: Task(f"pystanmods-test-half-{i}-{id(seen)}", _half, (i,)) for i in range(5)}
+    run_tasks(tasks, handle, client=client, progress=False)
+    assert seen == {0: 0.0, 1: 0.5, 2: 1.0, 3: "ArithmeticError('three')", 4: 2.0}

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import pystanmods as psm
+import pystanmods.data.errors as psm_errors
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -27,6 +28,9 @@ def test_list_and_info() -> None:
     info = run("info", "model5")
     assert info.returncode == 0
     assert "alpha_s" in info.stdout and "model5_centered.stan" in info.stdout
+    # Every model of the catalogue states its limitations, and info prints them.
+    words = " ".join(info.stdout.split())  # undo the wrapping
+    assert "limitations:" in words and "No gene x cell-line term" in words and "sqrt((C - 1) / C)" in words
 
 
 def test_simulate_standata_fit(tmp_path: Path) -> None:
@@ -98,3 +102,34 @@ def test_standata_grainsize(tmp_path: Path) -> None:
     frame5.to_csv(tmp_path / "m5.csv", index=False)
     refused = run("standata", "model5", str(tmp_path / "m5.csv"), "-o", str(out), "--grainsize", "50")
     assert refused.returncode == 2 and "model5 has no threaded likelihood" in refused.stderr
+
+
+@pytest.mark.parametrize("bug", [TypeError("bug"), KeyError("bug"), RuntimeError("bug")])
+def test_programming_errors_keep_their_traceback(monkeypatch: pytest.MonkeyPatch, bug: Exception) -> None:
+    # A bug must not look like a user's mistake (Model 3's gene-effect table
+    # raised KeyError and the CLI printed one line with exit 2).
+    from pystanmods.cli import main as cli
+
+    def broken(args: object) -> int:
+        raise bug
+
+    monkeypatch.setattr(cli, "cmd_list", broken)
+    with pytest.raises(type(bug), match="bug"):
+        cli.main(["list"])
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [psm_errors.DataError("bad column"), psm_errors.SetupError("no CmdStan"), psm_errors.UnknownModelError("no model")],
+)
+def test_bad_input_and_setup_errors_are_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], problem: Exception
+) -> None:
+    from pystanmods.cli import main as cli
+
+    def refused(args: object) -> int:
+        raise problem
+
+    monkeypatch.setattr(cli, "cmd_list", refused)
+    assert cli.main(["list"]) == 2
+    assert capsys.readouterr().err == f"pystanmods: error: {problem}\n"

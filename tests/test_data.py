@@ -226,3 +226,23 @@ def test_stan_files_exist_for_every_parameterization() -> None:
         model = psm.get_model(name)
         for parameterization in model.parameterizations:
             assert model.stan_file(parameterization).is_file()
+
+
+def test_plain_values_for_json_and_pystan() -> None:
+    # The one numpy-to-JSON conversion (it was written five times).
+    import json
+
+    from pystanmods.data import plain
+
+    value = {"a": np.arange(3), "b": np.float64(0.5), "c": [np.int64(2), (np.ones((2, 1)), "x")], "d": None}
+    out = plain(value)
+    assert out == {"a": [0, 1, 2], "b": 0.5, "c": [2, [[[1.0], [1.0]], "x"]], "d": None}
+    assert type(out["b"]) is float and type(out["c"][0]) is int
+    json.dumps(out)  # raises TypeError on any numpy value left
+
+
+def test_preview_shows_three_values_then_an_ellipsis() -> None:
+    from pystanmods.data.validate import preview
+
+    assert preview(["a", "b"]) == "'a', 'b'"
+    assert preview(iter(range(5))) == "0, 1, 2, ..."

@@ -419,32 +419,58 @@ def test_mutation_filter(tmp_path: Path) -> None:
         depmap.prepare(SAMPLE, genes=["KRAS"], covariates=["is_mutated"], mutation_filter="Nope", verbose=False)
 
 
-def test_gene_effect_table_from_draws() -> None:
+def _fit_of(model: str, posterior: dict, dims: dict, coords: dict, constant_data: dict | None = None):
     import arviz as az
 
-    from pystanmods.depmap.effects import gene_effect_table
+    from pystanmods.stanfit.fit import StanFit
 
+    idata = az.from_dict(posterior=posterior, constant_data=constant_data, coords=coords, dims=dims)
+    idata.posterior.attrs["model"] = model
+    return StanFit(idata)
+
+
+def test_gene_effect_table_from_draws() -> None:
     rng = np.random.default_rng(3)
     # Gene "a" all negative, gene "b" all positive draws, "c" a known normal.
     draws = np.stack([-1 - rng.random((2, 500)), 1 + rng.random((2, 500)), rng.normal(0.5, 2.0, (2, 500))], axis=-1)
-    idata = az.from_dict(posterior={"epsilon_g": draws}, coords={"gene": ["a", "b", "c"]}, dims={"epsilon_g": ["gene"]})
-    idata.posterior.attrs["model"] = "model5"
-
-    class Fit:
-        pass
-
-    fit = Fit()
-    fit.idata = idata  # type: ignore[attr-defined]
-    frame = pd.DataFrame({"gene": ["a", "a", "b", "c"]})
-    table = gene_effect_table(fit, frame)
+    # Observations of genes a, a, b, c through guides 1, 1, 2, 3 (guide s in gene s).
+    fit = _fit_of(
+        "model5", {"epsilon_g": draws}, {"epsilon_g": ["gene"]}, {"gene": ["a", "b", "c"]},
+        {"sgrna": np.array([1, 1, 2, 3]), "sgrna_gene": np.array([1, 2, 3])},
+    )
+    table = depmap.gene_effect_table(fit)
+    assert list(table.columns) == ["model", "variable", "gene", "n_obs", "mean", "sd", "q5", "q95", "p_negative"]
     assert list(table["gene"]) == ["a", "b", "c"]
     assert list(table["p_negative"][:2]) == [1.0, 0.0]
     flat = draws[..., 2].ravel()
     c = table.iloc[2]
     assert c["mean"] == pytest.approx(flat.mean()) and c["sd"] == pytest.approx(flat.std(ddof=1))
-    assert c["q05"] == pytest.approx(np.quantile(flat, 0.05)) and c["q95"] == pytest.approx(np.quantile(flat, 0.95))
+    assert c["q5"] == pytest.approx(np.quantile(flat, 0.05)) and c["q95"] == pytest.approx(np.quantile(flat, 0.95))
     assert c["p_negative"] == pytest.approx((flat < 0).mean())
-    assert list(table["n_rows"]) == [2, 1, 1]
+    assert list(table["n_obs"]) == [2, 1, 1]
+    # The interval's columns follow prob (they were q05/q95 whatever prob was).
+    wide = fit.gene_effects(prob=0.95)
+    assert wide.iloc[2]["q2.5"] == pytest.approx(np.quantile(flat, 0.025))
+    assert wide.iloc[2]["q97.5"] == pytest.approx(np.quantile(flat, 0.975))
+
+
+def test_gene_effect_table_of_model3_reads_gamma_g() -> None:
+    # Model 3's gene effect is gamma_g (its slope delta_g); the table used to
+    # look for alpha_g and raised KeyError on every Model 3 fit.
+    rng = np.random.default_rng(4)
+    gamma, delta = rng.normal(-1, 0.1, (2, 100, 2)), rng.normal(0.5, 0.1, (2, 100, 2))
+    fit = _fit_of(
+        "model3", {"gamma_g": gamma, "delta_g": delta}, {"gamma_g": ["gene"], "delta_g": ["gene"]},
+        {"gene": ["g1", "g2"]},
+        # Three units (g1 in two cell lines, g2 in one), replicates 2, 2 and 1.
+        {"unit": np.array([1, 1, 2, 2, 3]), "unit_gene": np.array([1, 1, 2])},
+    )
+    table = depmap.gene_effect_table(fit)
+    assert list(table["variable"]) == ["gamma_g", "gamma_g"]
+    assert table["mean"].to_numpy() == pytest.approx(gamma.mean(axis=(0, 1)))
+    assert list(table["n_obs"]) == [4, 1]
+    both = fit.gene_effects(variables=["gamma_g", "delta_g"])
+    assert list(both["variable"]) == ["gamma_g", "gamma_g", "delta_g", "delta_g"]
 
 
 def test_count_rows_absent_from_sequence_map_are_reported(tmp_path: Path) -> None:

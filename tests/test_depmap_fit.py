@@ -32,7 +32,6 @@ import pandas as pd
 import pytest
 
 from pystanmods import depmap
-from pystanmods.depmap.effects import gene_effect_table
 
 SAMPLE = Path(__file__).parent / "data" / "depmap-sample"
 ESSENTIAL = ("AAMP", "ABCE1", "AHCY")
@@ -65,10 +64,10 @@ def test_prepared_subset_fits_model5(frame: pd.DataFrame) -> None:
     # 100 effective draws per chain: the threshold of the package's diagnostics.
     assert diagnostics.min_ess_bulk > 400 and diagnostics.min_ess_tail > 400, str(diagnostics)
 
-    table = gene_effect_table(fit, frame).set_index("gene")
+    table = fit.gene_effects().set_index("gene")
     assert list(table.index) == sorted(GENES)
-    assert np.isfinite(table[["mean", "sd", "q05", "q95"]].to_numpy()).all()
-    assert (table["q05"] < table["mean"]).all() and (table["mean"] < table["q95"]).all()
+    assert np.isfinite(table[["mean", "sd", "q5", "q95"]].to_numpy()).all()
+    assert (table["q5"] < table["mean"]).all() and (table["mean"] < table["q95"]).all()
     # Common-essential genes are depleted, non-essential ones are not: each
     # essential gene's effect is below every non-essential gene's effect.
     assert table.loc[list(ESSENTIAL), "mean"].max() < table.loc[list(NONESSENTIAL), "mean"].min()

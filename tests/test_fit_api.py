@@ -118,6 +118,33 @@ def test_diagnose_counts_divergences_and_treedepth(model5_fit) -> None:
     assert any("divergent" in p for p in result.problems)
 
 
+def test_default_program_is_the_recommended_one(model5_fit) -> None:
+    # Model 5 recommends centered; the default used to be noncentered for every model.
+    _, simulation = model5_fit
+    fit = psm.fit("model5", simulation.data, engine="pystan", seed=1, chains=1, iter_warmup=50, iter_sampling=50,
+                  show_progress=False)
+    assert fit.parameterization == psm.get_model("model5").recommended == "centered"
+
+
+def test_command_line_and_batch_default_to_the_recommended_program() -> None:
+    import inspect
+
+    from pystanmods.batch import fit_groups
+    from pystanmods.batch.groups import fit_settings
+    from pystanmods.cli.main import build_parser
+
+    for command in (["fit", "model5", "d.csv", "-o", "f.nc"], ["batch", "model5", "d.csv", "--by", "x", "--out", "out"]):
+        assert build_parser().parse_args(command).parameterization == "recommended"
+    # A batch fit's settings are fit()'s defaults: the recommended program, and
+    # None for log_lik/y_rep, so fit()'s memory budget decides as for one fit.
+    settings, _ = fit_settings(psm.get_model("model5"), {"chains": 2})
+    assert settings["parameterization"] == "centered" and settings["chains"] == 2
+    assert settings["compute_log_lik"] is None and settings["compute_y_rep"] is None
+    with pytest.raises(TypeError, match="not settings of each group"):
+        fit_settings(psm.get_model("model5"), {"chain": 2})
+    assert "compute_log_lik" not in inspect.signature(fit_groups).parameters  # no copy of fit()'s signature
+
+
 def test_recommended_parameterization_alias() -> None:
     model = psm.get_model("model5")
     assert model.program_name("recommended") == model.program_name(model.recommended)

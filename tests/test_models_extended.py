@@ -237,3 +237,20 @@ def test_models_are_in_the_catalogue() -> None:
         assert model.stan_file("centered").is_file() and model.stan_file("noncentered").is_file()
         assert "Identification" in model.describe()
     assert isinstance(psm.get_model("model_b").simulate(seed=1).data, pd.DataFrame)
+
+
+def test_every_model_states_its_limitations() -> None:
+    """Each model says what it assumes (``pystanmods info`` prints it); the
+    models without a gene x cell-line term say so, the zero-sum ones give the
+    marginal sd of their cell-line effects, and Model B names its fixed scale."""
+    from pystanmods.models import all_models, get_model
+    from pystanmods.models.limitations import GAUSSIAN_LOGFC, NO_GENE_BY_CELL_LINE
+
+    for model in all_models():
+        assert GAUSSIAN_LOGFC in model.limitations, model.name
+    for name in ("model4", "model5", "model5_flat", "model_a", "model_b", "model_c"):
+        model = get_model(name)
+        assert NO_GENE_BY_CELL_LINE in model.limitations, name
+        assert any("sqrt((C - 1) / C)" in text for text in model.limitations), name
+    assert NO_GENE_BY_CELL_LINE not in get_model("model3").limitations
+    assert any("tau_zeta" in text for text in get_model("model_b").limitations)

@@ -10,49 +10,24 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pystanmods.models import PARAMETERIZATIONS, get_model
+from pystanmods.models import PARAMETERIZATIONS, get_model, list_models
 from pystanmods.sbc.designs import FIT_SETTINGS, designs
+from tests.test_templates import block, constant_priors
 
-CATALOGUE = ("model1", "model2", "model3", "model4", "model5", "model5_flat",
-             "model_c", "model_a", "model_b", "model_lineage")
-NUMBER = r"-?\d+(?:\.\d+)?"
-#: A constant argument: a number or the log of one, as in lognormal(log(0.75), 0.5).
-CONSTANT = rf"{NUMBER}|log\(\s*{NUMBER}\s*\)"
-
-
-def constant(text: str) -> float:
-    if text.startswith("log("):
-        return float(np.log(float(text[4:-1])))
-    return float(text)
-
-
-def stan_priors(code: str) -> dict[str, tuple]:
-    """Priors with constant arguments in a program's model block, in the form of ``Model.priors``."""
-    model_block = code[code.index("\nmodel {") : code.index("\ngenerated quantities")]
-    positive = set(re.findall(r"real<lower=0>\s+(\w+);", code))
-    found: dict[str, tuple] = {}
-    pattern = (rf"^\s*(\w+)\s*~\s*(normal|exponential|lognormal|beta)\(\s*({CONSTANT})\s*"
-               rf"(?:,\s*({CONSTANT})\s*)?\);")
-    for name, family, first, second in re.findall(pattern, model_block, flags=re.M):
-        if family == "exponential":
-            found[name] = ("exponential", constant(first))
-        elif family in ("lognormal", "beta"):
-            found[name] = (family, constant(first), constant(second))
-        elif name in positive:
-            assert constant(first) == 0, f"{name}: a normal with location {first} on a positive parameter"
-            found[name] = ("halfnormal", constant(second))
-        else:
-            found[name] = ("normal", constant(first), constant(second))
-    return found
+#: Every model of the catalogue: a new one is checked with no change here.
+CATALOGUE = list_models()
 
 
 @pytest.mark.parametrize("name", CATALOGUE)
 @pytest.mark.parametrize("parameterization", PARAMETERIZATIONS)
 def test_simulator_priors_are_the_stan_programs(name: str, parameterization: str) -> None:
     model = get_model(name)
-    written = stan_priors(model.stan_code(parameterization))
-    # Every constant prior in the program is drawn by the simulator, and no other.
-    assert written == {k: tuple(float(x) if not isinstance(x, str) else x for x in v) for k, v in model.priors.items()}
+    code = model.stan_code(parameterization)
+    written = constant_priors(block(code, "model"), set(re.findall(r"real<lower=0>\s+(\w+);", code)))
+    # Every constant prior in the program is drawn by the simulator, and no
+    # other (the record's priors are checked against the program in
+    # tests/test_templates.py; this is the simulator's side).
+    assert set(model.draw_prior(np.random.default_rng(1))) == set(written)
 
 
 @pytest.mark.parametrize("name", CATALOGUE)
@@ -132,6 +107,11 @@ distributed = pytest.importorskip("distributed")
 #: calibrated model fails with probability at most ALPHA; the seeds are fixed.
 ALPHA = 0.01
 SMALL_FITS = {"chains": 2, "iter_warmup": 250, "iter_sampling": 200}
+#: A pass also needs at most 10% of fits with a divergence or R-hat >= 1.01,
+#: and R-hat's own noise crosses 1.01 in most fits of 2 x 200 draws (Model 1:
+#: 25 of 40 fits; 2 x 1000 draws: 0 of 40; Model 2 below at adapt_delta 0.99:
+#: 1 of 30).
+CONVERGING_FITS = {"chains": 2, "iter_warmup": 500, "iter_sampling": 1000}
 
 
 @pytest.fixture(scope="module")
@@ -150,12 +130,12 @@ def _quiet_arviz() -> None:
 def test_sbc_model1_passes_and_writes_the_report(client, tmp_path) -> None:
     from pystanmods import sbc
 
-    result = sbc.run("model1", 40, client=client, alpha=ALPHA, out=tmp_path, progress=False, **SMALL_FITS)
-    assert result.passed, result.uniformity
+    result = sbc.run("model1", 40, client=client, alpha=ALPHA, out=tmp_path, progress=False, **CONVERGING_FITS)
+    assert result.passed, (result.verdict(), result.uniformity)
     assert result.n_failed == 0
     assert len(result.ranks) == 40 * 3
     # Thinning keeps about bulk-ESS draws, never more than were drawn.
-    assert (result.ranks["n_draws"] <= 400).all() and (result.ranks["rank"] <= result.ranks["n_draws"]).all()
+    assert (result.ranks["n_draws"] <= 2000).all() and (result.ranks["rank"] <= result.ranks["n_draws"]).all()
     for variable in ("alpha", "beta", "sigma"):
         assert (tmp_path / "plots" / f"{variable}_ranks.png").stat().st_size > 1000
         assert (tmp_path / "plots" / f"{variable}_ecdf.png").stat().st_size > 1000
@@ -169,8 +149,8 @@ def test_sbc_model2_passes(client) -> None:
     from pystanmods import sbc
 
     result = sbc.run("model2", 30, client=client, alpha=ALPHA, sizes={"n_genes": 3, "n_cell_lines": 10},
-                     progress=False, **SMALL_FITS)
-    assert result.passed, result.uniformity
+                     progress=False, adapt_delta=0.99, **CONVERGING_FITS)
+    assert result.passed, (result.verdict(), result.uniformity)
     assert result.n_failed == 0
     assert len(result.uniformity) == 5 + 2 * 3
 
@@ -183,7 +163,7 @@ def test_sbc_flags_a_simulator_whose_prior_sd_is_twice_the_models(client) -> Non
 
     result = sbc.run("model1", 50, client=client, alpha=ALPHA, prior_scale=2.0, sizes={"n_cell_lines": 3},
                      progress=False, **SMALL_FITS)
-    assert not result.passed
+    assert result.status == "FAIL" and not result.passed
     assert "beta" in result.flagged
 
 
@@ -215,4 +195,50 @@ def test_sbc_every_model_slow(client, tmp_path, design) -> None:
     result = sbc.run(design.model, 200, design.parameterization, client=client, alpha=0.05, sizes=design.sizes,
                      out=tmp_path / design.label, progress=False, **FIT_SETTINGS)
     print(result.verdict())
-    assert result.passed, result.uniformity
+    # A pass includes the 10% convergence rule; on these designs most runs of
+    # the last full run were INCONCLUSIVE by it (docs/sbc.md).
+    assert result.passed, (result.verdict(), result.uniformity)
+
+
+def _result(divergences: list[int], rhats: list[float], rejected: bool = False, failed: int = 0):
+    """An SBCResult from made-up fit diagnostics and one uniformity test."""
+    import pandas as pd
+
+    from pystanmods.sbc.core import SBCResult
+
+    n = len(divergences)
+    fits = pd.DataFrame({
+        "sim": range(n), "status": ["ok"] * (n - failed) + ["failed"] * failed, "attempts": 1,
+        "divergences": divergences, "max_rhat": rhats, "treedepth_hits": 0, "min_ess_bulk": 400.0,
+    })
+    uniformity = pd.DataFrame({"parameter": ["sigma"], "p_holm": [0.001 if rejected else 0.5],
+                               "rejected": [rejected]})
+    return SBCResult("model1", "none", pd.DataFrame(), fits, uniformity, alpha=0.05)
+
+
+def test_sbc_run_with_over_ten_percent_unconverged_fits_is_inconclusive() -> None:
+    """The rule of docs/sbc.md: a run where more than 10% of the fits had a
+    divergence or R-hat >= 1.01 is INCONCLUSIVE, not a pass, however uniform
+    its ranks. 2 of 20 bad fits (10%) still passes; 3 of 20 does not; and a
+    divergence and a high R-hat in the same fit count once."""
+    clean = _result([0] * 20, [1.001] * 20)
+    assert clean.status == "PASS" and clean.passed and clean.nonconverged_share == 0
+
+    at_limit = _result([1, 0] + [0] * 18, [1.001, 1.02] + [1.001] * 18)
+    assert at_limit.nonconverged == 2 and at_limit.nonconverged_share == pytest.approx(0.10)
+    assert at_limit.status == "PASS"
+
+    over = _result([3, 0, 0] + [0] * 17, [1.05, 1.01, 1.001] + [1.001] * 17)
+    # 1.01 itself counts as not converged (R-hat >= 1.01).
+    assert over.nonconverged == 2
+    over = _result([3, 0, 2] + [0] * 17, [1.05, 1.01, 1.001] + [1.001] * 17)
+    assert over.nonconverged == 3 and over.nonconverged_share == pytest.approx(0.15)
+    assert over.status == "INCONCLUSIVE" and not over.passed
+    assert "3 of 20 fits (15%) had divergences or R-hat >= 1.01" in over.verdict()
+    assert over.diagnostics_summary()["nonconverged_share"] == pytest.approx(0.15)
+
+    # A NaN R-hat is not evidence of convergence.
+    assert _result([0] * 20, [float("nan")] * 3 + [1.0] * 17).status == "INCONCLUSIVE"
+    # A rejection is a FAIL whatever the convergence; a failed fit is inconclusive.
+    assert _result([1] * 20, [1.2] * 20, rejected=True).status == "FAIL"
+    assert _result([0] * 20, [1.0] * 20, failed=1).status == "INCONCLUSIVE"

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import dask
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
+
+from pystanmods.data.errors import SetupError
 
 PLUGIN_NAME = "pystanmods-httpstan-pool"
 
@@ -66,7 +69,7 @@ def _prepare(client: Any) -> Any:
         client.register_plugin(HttpstanPoolCleanup(), name=PLUGIN_NAME)
     daemonic = [address for address, daemon in client.run(_worker_is_daemon).items() if daemon]
     if daemonic:
-        raise RuntimeError(
+        raise SetupError(
             f"{len(daemonic)} Dask worker(s) run as daemonic processes ({daemonic[0]}, ...), which cannot start "
             "the Stan sampler's processes; start them with DASK_DISTRIBUTED__WORKER__DAEMON=False "
             "or `dask worker --no-nanny`"
@@ -104,3 +107,65 @@ def dask_client(
             n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster, Client(cluster) as local:
             yield _prepare(local)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One call to run on a worker: ``function(*args)`` under the task key ``key``.
+
+    The key names the result on the cluster, so it must change with anything
+    that changes the result (a client kept between runs hands back the result
+    of a task whose key it still holds).
+    """
+
+    key: str
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+def run_tasks(
+    tasks: Mapping[Hashable, Task],
+    handle: Callable[[Hashable, Any, BaseException | None], str | None],
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    desc: str = "tasks",
+    unit: str = "task",
+    progress: bool = True,
+) -> None:
+    """Run ``tasks`` on Dask and pass each outcome to ``handle`` as it completes.
+
+    The one Dask runner of :func:`pystanmods.batch.fit_groups` and
+    :func:`pystanmods.sbc.run`. ``handle(name, result, error)`` gets the
+    task's name and either its result or the exception that ended it (a worker
+    lost beyond the scheduler's retries, a cancelled task); a message it
+    returns is shown under the progress bar. Ctrl-C or an error in ``handle``
+    cancels every task not yet finished, so nothing is left running.
+    """
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    if not tasks:
+        return
+    with dask_client(client, scheduler, n_workers) as dask:
+        futures = {
+            dask.submit(task.function, *task.args, key=task.key, pure=False): name for name, task in tasks.items()
+        }
+        bar = tqdm(total=len(futures), desc=desc, unit=unit, disable=not progress)
+        try:
+            for future in as_completed(futures):
+                try:
+                    result, error = future.result(), None
+                except Exception as failure:  # worker lost, task cancelled, ...
+                    result, error = None, failure
+                message = handle(futures[future], result, error)
+                bar.update()
+                if message:
+                    bar.write(message)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        finally:
+            bar.close()

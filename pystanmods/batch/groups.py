@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -15,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from pystanmods.data import DataError
+from pystanmods.data import DataError, plain
+from pystanmods.engines.options import SamplerOptions
 from pystanmods.models import Model, get_model
 from pystanmods.outputs import check_directory
 
@@ -94,16 +95,9 @@ def group_seed(seed: int, label: str) -> int:
 
 def _write_json(path: Path, record: Mapping[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2, default=_jsonable))
+    # Numpy values as plain numbers and lists; anything else json cannot write as its text.
+    tmp.write_text(json.dumps(plain(record), indent=2, default=str))
     os.replace(tmp, path)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -203,20 +197,12 @@ def fit_groups(
     by: str | Sequence[str] = "lineage",
     *,
     out: str | os.PathLike[str],
-    parameterization: str = "noncentered",
-    engine: str | None = None,
-    chains: int = 4,
-    iter_warmup: int = 1000,
-    iter_sampling: int = 1000,
     seed: int = 1,
-    columns: Mapping[str, str] | None = None,
-    compute_log_lik: bool = True,
-    compute_y_rep: bool = True,
     client: Any = None,
     scheduler: str | None = None,
     n_workers: int | None = None,
     progress: bool = True,
-    **sampler_options: Any,
+    **fit_kwargs: Any,
 ) -> BatchResult:
     """Fit ``model`` once per group of ``frame`` on Dask workers.
 
@@ -232,8 +218,6 @@ def fit_groups(
         Directory of the results: ``<group>.nc`` (the fit as netCDF),
         ``<group>.json`` (its record) and ``summary.csv``. On a remote
         cluster it must be on a file system the workers share.
-    parameterization, engine, chains, iter_warmup, iter_sampling, columns, compute_log_lik, compute_y_rep
-        As in :func:`pystanmods.fit`.
     seed : int
         Run seed; each group's fit gets :func:`group_seed` of it and its label.
     client : distributed.Client, optional
@@ -241,8 +225,9 @@ def fit_groups(
         cluster of ``n_workers`` processes.
     progress : bool
         Show a progress bar over groups.
-    **sampler_options
-        ``adapt_delta``, ``max_treedepth``, ... as in :func:`pystanmods.fit`.
+    **fit_kwargs
+        Passed to :func:`pystanmods.fit` for every group, with its defaults
+        (the recommended program, fit()'s memory budget for log_lik/y_rep).
 
     Returns
     -------
@@ -253,18 +238,50 @@ def fit_groups(
     -----
     A group is skipped when ``<group>.json`` says it finished with the same
     fingerprint (a hash of the model's compiled program, the group's data and
-    every setting) and its ``.nc`` exists; failed, interrupted and changed
-    groups are fitted again.
+    every setting) and its ``.nc`` matches the checksum recorded when it was
+    written; failed, interrupted, changed and damaged groups are fitted again.
     """
-    from distributed import as_completed
-    from tqdm.auto import tqdm
-
-    from pystanmods.batch.cluster import dask_client
-    from pystanmods.engines import get_engine
-    from pystanmods.sampling import compile_model
+    from pystanmods.batch.cluster import Task, run_tasks
 
     model = get_model(model)
-    engine_obj = get_engine(engine)
+    grouped = split_groups(frame, by)
+    by = [by] if isinstance(by, str) else list(by)
+    out_dir = check_directory(out, "batch output directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    settings, program_key = fit_settings(model, fit_kwargs)
+    stems = _stems(list(grouped))
+    base = {"model": model.name, "program_key": program_key, "by": by, "seed": seed, **settings}
+    rows, todo = plan(grouped, stems, base, out_dir)
+
+    tasks = {
+        label: Task(f"pystanmods-fit-{stems[label]}-{fingerprint[:12]}", fit_one_group,
+                    # The group's rows travel inside the task, not scattered to one
+                    # worker, so that when a worker dies mid-fit (killed, out of
+                    # memory) the scheduler still has them and reruns the task on
+                    # another worker (up to distributed.scheduler.allowed-failures).
+                    (model.name, grouped[label], label, str(out_dir), stems[label],
+                     {**settings, "seed": group_seed(seed, label)}))
+        for label, fingerprint in todo.items()
+    }
+
+    def handle(label: Any, record: Any, error: BaseException | None) -> str | None:
+        if error is not None:
+            record = {"group": label, "status": "failed", "n_rows": len(grouped[label]),
+                      "error": " ".join(f"{type(error).__name__}: {error}".split())}
+        rows[label] = settle(record, todo[label], out_dir, stems[label])
+        return None if record["status"] == "ok" else f"pystanmods: group {label!r} failed: {record['error']}"
+
+    run_tasks(tasks, handle, client=client, scheduler=scheduler, n_workers=n_workers,
+              desc=f"{model.name} fits", unit="group", progress=progress)
+    summary = pd.DataFrame([rows[label] for label in grouped], columns=list(SUMMARY_COLUMNS))
+    tmp = out_dir / f".summary.csv.tmp-{os.getpid()}"
+    summary.to_csv(tmp, index=False)
+    os.replace(tmp, out_dir / "summary.csv")
+    return BatchResult(summary=summary, out=out_dir)
+
+
+def split_groups(frame: pd.DataFrame, by: str | Sequence[str]) -> dict[str, pd.DataFrame]:
+    """The rows of each group, by label (``a|b`` for several columns), in sorted order."""
     by = [by] if isinstance(by, str) else list(by)
     missing = [c for c in by if c not in frame.columns]
     if missing:
@@ -279,35 +296,51 @@ def fit_groups(
             f"{int(unlabeled.sum())} of {len(frame)} rows have no value in group column(s) {by}; "
             "drop or label them before a batch fit"
         )
-    out_dir = check_directory(out, "batch output directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    # Compile here, once, before any task is sent: workers find the build in
-    # the shared file-locked cache (each fit's compile_cached attr records it).
-    compiled = compile_model(model, parameterization, engine_obj)
-    fit_settings: dict[str, Any] = {
-        "parameterization": parameterization,
-        "engine": engine_obj.name,
-        "chains": chains,
-        "iter_warmup": iter_warmup,
-        "iter_sampling": iter_sampling,
-        "columns": dict(columns) if columns else None,
-        "compute_log_lik": compute_log_lik,
-        "compute_y_rep": compute_y_rep,
-        "show_progress": False,
-        **sampler_options,
-    }
-    grouped = {
+    return {
         "|".join(map(str, key if isinstance(key, tuple) else (key,))): part.reset_index(drop=True)
         for key, part in frame.groupby(by, sort=True)
     }
-    stems = _stems(list(grouped))
-    base = {"model": model.name, "program_key": compiled.key, "by": by, "seed": seed, **fit_settings}
 
+
+def fit_settings(model: Model, fit_kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """Every group's keyword arguments of :func:`pystanmods.fit` (fit()'s own
+    defaults, the parameterization and engine resolved), and the key of the
+    compiled program, which is compiled here once before any task is sent:
+    workers find it in the shared file-locked cache."""
+    import inspect
+
+    from pystanmods.engines import get_engine
+    from pystanmods.sampling import compile_model, fit
+
+    if "seed" in fit_kwargs:
+        raise TypeError("fit_groups takes one run seed (seed=), and gives each group its own")
+    parameters = inspect.signature(fit).parameters
+    options = {f.name for f in dataclasses.fields(SamplerOptions)}
+    unknown = sorted(k for k in fit_kwargs if k in ("model", "data") or (k not in parameters and k not in options))
+    if unknown:
+        raise TypeError(f"fit_groups: {unknown} are not settings of each group's pystanmods.fit")
+    defaults = {
+        name: p.default for name, p in parameters.items()
+        if p.default is not inspect.Parameter.empty and p.kind is not inspect.Parameter.VAR_KEYWORD and name != "seed"
+    }
+    settings = {**defaults, **fit_kwargs, "show_progress": False}
+    settings["parameterization"] = model.check_parameterization(settings["parameterization"])
+    engine = get_engine(settings["engine"])
+    settings["engine"] = engine.name
+    if settings.get("columns"):
+        settings["columns"] = dict(settings["columns"])
+    compiled = compile_model(model, settings["parameterization"], engine)
+    return settings, compiled.key
+
+
+def plan(
+    grouped: Mapping[str, pd.DataFrame], stems: Mapping[str, str], base: Mapping[str, Any], out_dir: Path
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The groups an earlier run finished with the same fingerprint (their
+    records, marked skipped) and the fingerprint of each group to fit."""
     rows: dict[str, dict[str, Any]] = {}
-    todo: list[tuple[str, dict[str, Any], str]] = []
+    todo: dict[str, str] = {}
     for label, part in grouped.items():
-        kwargs = {**fit_settings, "seed": group_seed(seed, label)}
         fingerprint = hashlib.sha256(
             json.dumps({**base, "group": label, "data": _frame_digest(part)}, sort_keys=True, default=str).encode()
         ).hexdigest()
@@ -320,55 +353,18 @@ def fit_groups(
         ):
             rows[label] = {**record, "action": "skipped"}
         else:
-            todo.append((label, kwargs, fingerprint))
+            todo[label] = fingerprint
+    return rows, todo
 
-    if todo:
-        with dask_client(client, scheduler, n_workers) as dask:
-            futures = {}
-            for label, kwargs, fingerprint in todo:
-                # The group's rows travel inside the task, not scattered to one
-                # worker, so that when a worker dies mid-fit (killed, out of
-                # memory) the scheduler still has them and reruns the task on
-                # another worker (up to distributed.scheduler.allowed-failures).
-                future = dask.submit(
-                    fit_one_group, model.name, grouped[label], label, str(out_dir), stems[label], kwargs,
-                    key=f"pystanmods-fit-{stems[label]}-{fingerprint[:12]}", pure=False,
-                )
-                futures[future] = (label, fingerprint)
-            bar = tqdm(total=len(futures), desc=f"{model.name} fits", unit="group", disable=not progress)
-            try:
-                for future in as_completed(futures):
-                    label, fingerprint = futures[future]
-                    try:
-                        record = future.result()
-                    except Exception as error:  # worker lost, task cancelled, ...
-                        record = {
-                            "group": label,
-                            "status": "failed",
-                            "n_rows": len(grouped[label]),
-                            "error": " ".join(f"{type(error).__name__}: {error}".split()),
-                        }
-                    record.update(fingerprint=fingerprint, action="fitted")
-                    if record["status"] == "ok" and not (out_dir / record["file"]).is_file():
-                        record.update(
-                            status="failed",
-                            error=f"the worker wrote {record['file']} but it is not in {out_dir} here: "
-                            "the output directory must be on a file system that the workers share",
-                        )
-                    _write_json(out_dir / f"{stems[label]}.json", record)
-                    rows[label] = record
-                    bar.update()
-                    if record["status"] != "ok":
-                        bar.write(f"pystanmods: group {label!r} failed: {record['error']}")
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
-            finally:
-                bar.close()
 
-    summary = pd.DataFrame([rows[label] for label in grouped], columns=list(SUMMARY_COLUMNS))
-    tmp = out_dir / f".summary.csv.tmp-{os.getpid()}"
-    summary.to_csv(tmp, index=False)
-    os.replace(tmp, out_dir / "summary.csv")
-    return BatchResult(summary=summary, out=out_dir)
+def settle(record: dict[str, Any], fingerprint: str, out_dir: Path, stem: str) -> dict[str, Any]:
+    """A finished group's record, checked against the shared output directory and saved."""
+    record.update(fingerprint=fingerprint, action="fitted")
+    if record["status"] == "ok" and not (out_dir / record["file"]).is_file():
+        record.update(
+            status="failed",
+            error=f"the worker wrote {record['file']} but it is not in {out_dir} here: "
+            "the output directory must be on a file system that the workers share",
+        )
+    _write_json(out_dir / f"{stem}.json", record)
+    return record

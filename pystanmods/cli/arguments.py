@@ -40,7 +40,10 @@ def add_sampler_arguments(
     parser: argparse.ArgumentParser, chains: int, warmup: int, sampling: int, seed: int | None = 1
 ) -> None:
     """The program and NUTS settings, under cmdstanpy's names."""
-    parser.add_argument("--parameterization", choices=("noncentered", "centered", "recommended"), default="noncentered")
+    parser.add_argument(
+        "--parameterization", choices=("recommended", "centered", "noncentered"), default="recommended",
+        help="which program of a hierarchical model (default: the model's recommended one)",
+    )
     parser.add_argument("--engine", choices=("pystan", "cmdstan"), help="default: cmdstan if installed, else pystan")
     parser.add_argument("--chains", type=int, default=chains)
     parser.add_argument("--iter-warmup", type=int, default=warmup)

@@ -59,8 +59,9 @@ def handler(args: argparse.Namespace) -> int:
         by=args.by,
         out=args.out,
         columns=columns,
-        compute_log_lik=not args.no_log_lik,
-        compute_y_rep=not args.no_y_rep,
+        # None: kept unless over fit()'s memory budget, as in pystanmods.fit.
+        compute_log_lik=False if args.no_log_lik else None,
+        compute_y_rep=False if args.no_y_rep else None,
         scheduler=args.scheduler,
         n_workers=args.workers,
         progress=not args.quiet,

@@ -5,7 +5,8 @@ standata MODEL data.csv -o data.json | fit MODEL data.csv -o fit.nc |
 compile [--all] | install-cmdstan``, plus the subcommands of the modules in
 :data:`SUBCOMMAND_MODULES` (``depmap``, ``batch``, ``sbc``, ``export``).
 
-A bad input ends with one line on stderr and exit status 2, never a traceback.
+A bad input or a missing setup ends with one line on stderr and exit status
+2, never a traceback; any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,18 +15,24 @@ import argparse
 import importlib
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from pystanmods.cli.arguments import add_sampler_arguments, parse_pairs, parse_settings, sampler_options
-from pystanmods.data import DataError
+from pystanmods.data import DataError, SetupError, plain
+from pystanmods.outputs import OutputSavedElsewhere
 
 #: Modules under pystanmods.cli that add their own subcommand via ``add_parser``.
 SUBCOMMAND_MODULES = ("depmap", "batch", "sbc", "export")
 
-#: Errors that are the user's input, not a bug: reported in one line.
-USER_ERRORS = (DataError, ValueError, KeyError, FileNotFoundError, TypeError, RuntimeError)
+#: Errors that are the user's input or setup, not a bug: reported in one line.
+#: TypeError, KeyError and other RuntimeErrors are left to show their
+#: traceback: a bug reported as a user mistake is a bug nobody files.
+#: OutputSavedElsewhere says where a finished result was saved instead.
+USER_ERRORS = (DataError, ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
+               SetupError, OutputSavedElsewhere)
 
 
 def _read_table(path: str, columns: dict[str, str] | None = None) -> Any:
@@ -50,15 +57,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     from pystanmods.models import get_model
 
     model = get_model(args.model)
-    print(f"{model.name}: {model.title}")
-    print(f"columns: required {', '.join(model.required)}" + (f"; optional {', '.join(model.optional)}" if model.optional else ""))
-    if model.hierarchical:
-        print(f"parameterizations: centered, noncentered (recommended: {model.recommended})")
+    print("\n".join(model.record.describe()))
     for parameterization in model.parameterizations:
         print(f"stan file ({parameterization}): {model.stan_file(parameterization)}")
     print("simulation defaults: " + ", ".join(f"{k}={v}" for k, v in model.defaults.items()))
     print()
     print(model.describe())
+    if model.limitations:
+        print()
+        print("limitations:")
+        for limitation in model.limitations:
+            print(textwrap.fill(limitation, width=100, initial_indent="  - ", subsequent_indent="    "))
     return 0
 
 
@@ -75,7 +84,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     write_or_fallback(lambda path: simulation.data.to_csv(path, index=False), output, "simulated data")
     print(f"wrote {len(simulation.data)} rows to {output}")
     if args.truth:
-        truth = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in simulation.truth.items()}
+        truth = plain(simulation.truth)
         write_or_fallback(lambda path: path.write_text(json.dumps(truth, indent=2)), args.truth, "true values")
         print(f"wrote the true values to {args.truth}")
     return 0
@@ -83,7 +92,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_standata(args: argparse.Namespace) -> int:
     from pystanmods.data import write_stan_json
-    from pystanmods.models import get_model, threaded_models
+    from pystanmods.models import get_model, require_threaded
     from pystanmods.outputs import check_file, write_or_fallback
 
     model = get_model(args.model)
@@ -96,9 +105,7 @@ def cmd_standata(args: argparse.Namespace) -> int:
         compute_y_rep=not args.no_y_rep,
     )
     if args.grainsize is not None:
-        if not model.within_chain:
-            able = threaded_models()
-            raise ValueError(f"{model.name} has no threaded likelihood; --grainsize applies to {able}")
+        require_threaded(model, f"--grainsize {args.grainsize}")
         data["grainsize"] = args.grainsize
     write_or_fallback(lambda path: write_stan_json(path, data), args.output, "Stan data")
     print(f"wrote Stan data for {model.name} (N={data['N']}) to {args.output}")
@@ -182,7 +189,7 @@ def cmd_install_cmdstan(args: argparse.Namespace) -> int:
     else:
         reason = "see cmdstanpy's messages above"
     if not ok:
-        raise RuntimeError(
+        raise SetupError(
             f"could not install CmdStan ({reason}). It needs internet access to GitHub; "
             "without it pystanmods uses the embedded engine (httpstan), which needs nothing more. "
             "With an existing CmdStan, set CMDSTAN=/path/to/cmdstan instead"
@@ -271,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _unavailable(name: str, error: ImportError) -> Any:
     def handler(args: argparse.Namespace) -> int:
-        raise RuntimeError(f"'pystanmods {name}' is unavailable: {error}; install pystanmods[dask]")
+        raise SetupError(f"'pystanmods {name}' is unavailable: {error}; install pystanmods[dask]")
 
     return handler
 
@@ -284,8 +291,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except USER_ERRORS as error:
         message = " ".join(str(error).split()) or type(error).__name__
-        if isinstance(error, KeyError):
-            message = message.strip("'\"")
         print(f"pystanmods: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

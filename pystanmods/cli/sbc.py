@@ -23,7 +23,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "Draw SIMS data sets from MODEL's prior, fit each on Dask workers, and test that the rank of every "
             "true value among the (ESS-thinned) posterior draws is uniform: chi-square per parameter, "
             "Holm-corrected. Writes OUT/report.md, ranks.csv, fits.csv, uniformity.csv and plots/*.png. "
-            "Exits 1 when a parameter is flagged."
+            "Exits 1 unless the run passes: a parameter flagged (FAIL), or a fit failed or more than 10% of "
+            "fits had divergences or R-hat >= 1.01 (INCONCLUSIVE)."
         ),
         epilog=f"example: {_EXAMPLE}",
     )

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pystanmods.data.errors import DataError
-from pystanmods.data.validate import _preview
+from pystanmods.data.validate import preview
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def nested(child: pd.Series, parent: pd.Series, child_index: Index, parent_index
         targets = sorted(pairs.loc[pairs["child"] == first, "parent"].unique())
         raise DataError(
             f"column '{child.name}' value {first!r} maps to more than one '{parent.name}' "
-            f"({_preview(targets)}); {len(ambiguous)} such value(s) in {rows} rows. "
+            f"({preview(targets)}); {len(ambiguous)} such value(s) in {rows} rows. "
             f"Each {child.name} must belong to exactly one {parent.name}"
         )
     first_parent = pairs.drop_duplicates("child").set_index("child")["parent"]

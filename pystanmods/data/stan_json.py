@@ -1,4 +1,5 @@
-"""Stan data dicts as JSON files for direct CmdStan use."""
+"""Stan data and parameter values as JSON: files for direct CmdStan use, and
+plain Python values for the engines' JSON encoders."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 from cmdstanpy import write_stan_json as _cmdstanpy_write_stan_json
 
 
@@ -16,3 +18,17 @@ def write_stan_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> No
     arrays come out exactly as CmdStan reads them.
     """
     _cmdstanpy_write_stan_json(os.fspath(path), dict(data))
+
+
+def plain(value: Any) -> Any:
+    """``value`` with numpy arrays as (nested) lists and numpy scalars as Python
+    numbers, inside dicts, lists and tuples too: what ``json`` and PyStan take."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value

@@ -6,7 +6,7 @@ the number of rows affected, so that the message alone says what to fix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,8 +24,10 @@ LABEL_COLUMNS: tuple[str, ...] = ("gene", "cell_line", "sgrna", "lineage")
 MAX_ABS_VALUE = 1e6
 
 
-def _preview(values: Sequence[object], limit: int = 3) -> str:
-    shown = ", ".join(repr(v) for v in list(values)[:limit])
+def preview(values: Iterable[object], limit: int = 3) -> str:
+    """The first ``limit`` values, quoted, then ``...`` if there are more: for messages."""
+    values = list(values)
+    shown = ", ".join(repr(v) for v in values[:limit])
     return shown + (", ..." if len(values) > limit else "")
 
 
@@ -127,7 +129,7 @@ def numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
         bad = series[non_numeric].unique()
         raise DataError(
             f"column '{column}' has non-numeric values in {int(non_numeric.sum())} of "
-            f"{len(series)} rows, e.g. {_preview(bad)}"
+            f"{len(series)} rows, e.g. {preview(bad)}"
         )
     array = values.to_numpy(dtype=float)
     nan = np.isnan(array)
@@ -140,7 +142,7 @@ def numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
     if inf.any():
         raise DataError(
             f"column '{column}' has infinite values in {int(inf.sum())} of {len(array)} rows, "
-            f"e.g. {_preview(array[inf].tolist())}"
+            f"e.g. {preview(array[inf].tolist())}"
         )
     huge = np.abs(array) > MAX_ABS_VALUE
     if huge.any():
@@ -215,7 +217,7 @@ def explain_initialization_failure(model: str, frame: pd.DataFrame, inits: objec
     scales.sort(reverse=True)
     causes = []
     if inits is not None:
-        causes.append(f"the inits setting ({_preview([inits], 1)[:80]}) may start a parameter where the log density "
+        causes.append(f"the inits setting ({preview([inits], 1)[:80]}) may start a parameter where the log density "
                       "is not finite; try inits=None (Stan's random starts)")
     if scales and scales[0][0] > 1e3:
         size, column, row, value = scales[0]

@@ -4,14 +4,14 @@
 >>> frame, report = depmap.prepare("tests/data/depmap-sample", genes=["KRAS", "MYB"])  # doctest: +SKIP
 >>> depmap.supported_models(frame)  # doctest: +SKIP
 >>> fit = depmap.fit_frame("model5", frame, engine="pystan", seed=1)  # doctest: +SKIP
->>> depmap.gene_effect_table(fit, frame)  # doctest: +SKIP
+>>> depmap.gene_effect_table(fit)  # the same as fit.gene_effects()  # doctest: +SKIP
 
 How logFC is computed is in :mod:`pystanmods.depmap.logfc`; how covariates
-are joined in :mod:`pystanmods.depmap.covariates`; which posterior quantity
-is a gene's effect in :mod:`pystanmods.depmap.effects`.
+are joined in :mod:`pystanmods.depmap.covariates`. A fit's gene-effect
+table is :meth:`pystanmods.StanFit.gene_effects`, the same for every frame.
 """
 
-from pystanmods.depmap.effects import gene_effect_table
+from pystanmods.stanfit.effects import gene_effect_table
 from pystanmods.depmap.fit import check_frame, fit_frame, supported_models
 from pystanmods.depmap.prepare import COLUMNS, Prepared, prepare
 from pystanmods.depmap.release import Release, parse_gene_labels, read_release

@@ -14,8 +14,6 @@ _SOURCES = {
     "rna": "the expression table OmicsExpressionProteinCodingGenesTPMLogp1.csv",
     "sgrna": "the guide map",
 }
-#: Models that measure RNA once per gene x cell line.
-_RNA_PER_UNIT = ("model3", "model4")
 
 
 def _complete(frame: pd.DataFrame, model: Model) -> pd.Series:
@@ -75,15 +73,7 @@ def check_frame(frame: pd.DataFrame, model: str | Model, *, missing: str = "drop
         if verbose:
             print(f"{model.name}: dropped {int(bad.sum())} of {len(frame)} rows with NA ({detail})")
         frame = frame[~bad]
-    if model.name in _RNA_PER_UNIT:
-        spread = frame.groupby(["gene", "cell_line"])["rna"].agg(lambda s: s.max() - s.min())
-        varying = spread[spread > 1e-12]
-        if len(varying):
-            g, c = varying.index[0]
-            raise DataError(
-                f"{model.name} needs one rna value per gene x cell line; {len(varying)} units vary, "
-                f"e.g. gene {g!r} in cell line {c!r}"
-            )
+    model.record.check_units(frame)
     return frame
 
 

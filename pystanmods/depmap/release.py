@@ -8,7 +8,7 @@ file, the column and the rows, so the message alone says what to fix.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pystanmods.data import DataError
+from pystanmods.data.validate import preview as _preview
 
 #: File names of each table, first match wins. Recent releases call the raw
 #: counts ``AvanaRawReadcounts.csv``; the Chronos sample data ``AvanaReadcounts.csv``.
@@ -33,12 +34,6 @@ GENE_LABEL = re.compile(r"^\s*(\S.*?)\s+\((\d+)\)\s*$")
 SEQUENCE_COLUMNS = ("sequence_ID", "cell_line_name", "pDNA_batch")
 GUIDE_COLUMNS = ("sgrna", "gene")
 PDNA = "pDNA"
-
-
-def _preview(values: Iterable[object], limit: int = 3) -> str:
-    values = list(values)
-    shown = ", ".join(repr(v) for v in values[:limit])
-    return shown + (", ..." if len(values) > limit else "")
 
 
 @dataclass

@@ -38,9 +38,4 @@ def get_engine(engine: str | Engine | None = None) -> Engine:
     return _INSTANCES[name]
 
 
-def available_engines() -> list[str]:
-    """Engines that can run on this machine."""
-    return [name for name in ENGINES if name != "cmdstan" or find_cmdstan() is not None]
-
-
-__all__ = ["Draws", "Engine", "Program", "SamplerOptions", "available_engines", "default_engine_name", "get_engine"]
+__all__ = ["Draws", "Engine", "Program", "SamplerOptions", "default_engine_name", "get_engine"]

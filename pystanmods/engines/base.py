@@ -40,7 +40,6 @@ class Draws:
     variables: dict[str, np.ndarray]
     sample_stats: dict[str, np.ndarray]
     sampling_seconds: float
-    options: SamplerOptions
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -19,6 +19,8 @@ import numpy as np
 
 from pystanmods.engines import interrupts
 from pystanmods.engines.base import SAMPLE_STATS, Draws, Engine, Program
+from pystanmods.data.errors import SetupError
+from pystanmods.data.stan_json import plain
 from pystanmods.engines.options import SamplerOptions
 
 #: Significant digits of the draws CmdStan writes (``output sig_figs``, CmdStan
@@ -71,7 +73,7 @@ class CmdStanEngine(Engine):
     def __init__(self) -> None:
         path = find_cmdstan()
         if path is None:
-            raise RuntimeError(
+            raise SetupError(
                 "engine 'cmdstan' needs a CmdStan installation, and none was found: "
                 "set CMDSTAN to one, or run `make cmdstan` (needs internet)"
             )
@@ -153,7 +155,7 @@ class CmdStanEngine(Engine):
                 stats[arviz_name] = values.astype(bool) if arviz_name == "diverging" else values
         finally:
             shutil.rmtree(output_dir, ignore_errors=True)
-        return Draws(variables=variables, sample_stats=stats, sampling_seconds=seconds, options=options)
+        return Draws(variables=variables, sample_stats=stats, sampling_seconds=seconds)
 
     def log_prob(
         self,
@@ -164,13 +166,6 @@ class CmdStanEngine(Engine):
         jacobian: bool = True,
     ) -> float:
         model = self._model(program, directory)
-        plain = {k: (np.asarray(v).tolist() if isinstance(v, (np.ndarray, list, tuple)) else v) for k, v in params.items()}
-        frame = model.log_prob(params=plain, data=data, jacobian=jacobian, sig_figs=SIG_FIGS)
+        frame = model.log_prob(params=plain(params), data=data, jacobian=jacobian, sig_figs=SIG_FIGS)
         return float(frame["lp__"].iloc[0])
-
-    def log_prob_grad(self, program: Program, directory: Path, data: dict[str, Any], params: dict[str, Any]) -> np.ndarray:
-        """Gradient of the log density (with Jacobian) on the unconstrained scale."""
-        model = self._model(program, directory)
-        frame = model.log_prob(params=params, data=data, jacobian=True, sig_figs=SIG_FIGS)
-        return frame.drop(columns="lp__").to_numpy()[0]
 

@@ -147,8 +147,14 @@ def quiet_logger_after_stop(name: str) -> None:
 
 
 def chain_died(model: str, cause: str, entry: Path) -> RuntimeError:
-    """The error for a chain process that died: the model, how, and the cache entry it ran."""
-    return RuntimeError(
+    """The error for a chain process that died: the model, how, and the cache entry it ran.
+
+    A :class:`SetupError` (a RuntimeError): the machine or the cache, not the
+    user's data and not a bug here, so the command line reports it in one line.
+    """
+    from pystanmods.data.errors import SetupError
+
+    return SetupError(
         f"a chain process of {model} died while sampling ({cause}); it ran the compiled model "
         f"in the cache entry {entry}. If this repeats, delete that directory to rebuild the model"
     )

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from pystanmods.data.stan_json import plain
+
 
 @dataclass(frozen=True)
 class SamplerOptions:
@@ -81,8 +83,8 @@ class SamplerOptions:
         if self.inits is None or isinstance(self.inits, (int, float)):
             return None
         if isinstance(self.inits, Mapping):
-            return [_jsonable(self.inits) for _ in range(self.chains)]
-        inits = [_jsonable(i) for i in self.inits]
+            return [plain(self.inits) for _ in range(self.chains)]
+        inits = [plain(i) for i in self.inits]
         if len(inits) != self.chains:
             raise ValueError(f"inits has {len(inits)} entries for {self.chains} chains")
         return inits
@@ -131,6 +133,3 @@ def check_count(name: str, value: Any, minimum: int) -> None:
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
 
-
-def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (np.asarray(v).tolist() if isinstance(v, (np.ndarray, list, tuple)) else v) for k, v in values.items()}

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from pystanmods.compile import integrity
+from pystanmods.data.errors import SetupError
+from pystanmods.data.stan_json import plain
 from pystanmods.engines import httpstan_fits, interrupts, samplers
 from pystanmods.engines.asyncio_compat import loop_is_running, run_outside_loop
 from pystanmods.engines.base import SAMPLE_STATS, Draws, Engine, Program
@@ -44,7 +46,7 @@ COMPRESSED_BYTES_PER_VALUE = 56
 ARRAY_BYTES_PER_VALUE = 24
 
 
-class OutputTooLarge(RuntimeError):
+class OutputTooLarge(SetupError):
     """The draws of a fit would not fit in memory through the embedded engine."""
 
 
@@ -240,7 +242,7 @@ class PyStanEngine(Engine):
         # these reviewed programs are known false positives (a prior that
         # depends on a parameter, as every hierarchical level's does).
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            return run_outside_loop(stan.build, code, data=_plain(data), random_seed=seed)
+            return run_outside_loop(stan.build, code, data=plain(data), random_seed=seed)
 
     def sample(self, program: Program, directory: Path, data: dict[str, Any], options: SamplerOptions) -> Draws:
         with interrupts.sigterm_as_interrupt():
@@ -272,7 +274,6 @@ class PyStanEngine(Engine):
             variables=variables,
             sample_stats=stats,
             sampling_seconds=seconds,
-            options=options,
             extra={"messages": "\n".join(messages)},
         )
 
@@ -304,14 +305,8 @@ class PyStanEngine(Engine):
         jacobian: bool = True,
     ) -> float:
         posterior = self._posterior(program, directory, data, None)
-        unconstrained = run_outside_loop(posterior.unconstrain_pars, _plain(params))
+        unconstrained = run_outside_loop(posterior.unconstrain_pars, plain(params))
         return float(run_outside_loop(posterior.log_prob, unconstrained, adjust_transform=jacobian))
-
-    def log_prob_grad(self, program: Program, directory: Path, data: dict[str, Any], params: dict[str, Any]) -> np.ndarray:
-        """Gradient of the log density (with Jacobian) on the unconstrained scale."""
-        posterior = self._posterior(program, directory, data, None)
-        unconstrained = run_outside_loop(posterior.unconstrain_pars, _plain(params))
-        return np.asarray(run_outside_loop(posterior.grad_log_prob, unconstrained))
 
 
 #: httpstan runs stanc with a hard one-second timeout; on a loaded machine
@@ -333,16 +328,3 @@ def _with_stanc_retries(function: Any, *args: Any) -> Any:
 
 def _has_module(directory: Path) -> bool:
     return directory.is_dir() and any(p.suffix in EXTENSION_SUFFIXES for p in directory.iterdir())
-
-
-def _plain(values: dict[str, Any]) -> dict[str, Any]:
-    """Numpy values as lists and Python scalars, which PyStan's JSON encoder takes."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, np.ndarray):
-            out[key] = value.tolist()
-        elif isinstance(value, np.generic):
-            out[key] = value.item()
-        else:
-            out[key] = value
-    return out

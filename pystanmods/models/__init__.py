@@ -1,26 +1,20 @@
-"""The model catalogue."""
+"""The model catalogue: every module of this package that defines a model
+registers it (``@register``, :func:`pystanmods.models.base.register`) when
+imported, so adding a model touches only its own module and its template."""
 
 from __future__ import annotations
 
-from pystanmods.models.base import PARAMETERIZATIONS, Model, Simulation, StanData
-from pystanmods.models.gene_effect import GeneEffect
-from pystanmods.models.guides import Model5, Model5Flat
-from pystanmods.models.lineage import ModelLineage
-from pystanmods.models.noise import ModelC
-from pystanmods.models.ragged import ModelA, ModelB
-from pystanmods.models.regression import Model1, Model2
-from pystanmods.models.replicates import Model3
-from pystanmods.models.varying import Model4
+import importlib
+import pkgutil
 
-_CATALOGUE: dict[str, Model] = {m.name: m for m in (Model1(), Model2(), Model3(), Model4(), Model5(), Model5Flat())}
-for _model in (ModelC(), ModelA(), ModelB(), ModelLineage(), GeneEffect()):
-    _CATALOGUE[_model.name] = _model
+from pystanmods.data.errors import UnknownModelError
+from pystanmods.models.base import CATALOGUE, PARAMETERIZATIONS, Model, Simulation, StanData, register
 
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
-def register(model: Model) -> Model:
-    """Add a model to the catalogue (used by the model modules)."""
-    _CATALOGUE[model.name] = model
-    return model
+#: Catalogue order: by name (model1 ... model5_flat, then the lettered models).
+_CATALOGUE: dict[str, Model] = {name: CATALOGUE[name] for name in sorted(CATALOGUE)}
 
 
 def list_models() -> list[str]:
@@ -40,7 +34,7 @@ def get_model(name: str | Model) -> Model:
     for candidate in (key, f"model{key}", f"model_{key}"):
         if candidate in _CATALOGUE:
             return _CATALOGUE[candidate]
-    raise KeyError(f"no model named {name!r}; models are {', '.join(_CATALOGUE)}")
+    raise UnknownModelError(f"no model named {name!r}; models are {', '.join(_CATALOGUE)}")
 
 
 def all_models() -> list[Model]:
@@ -52,4 +46,13 @@ def threaded_models() -> list[str]:
     return [m.name for m in all_models() if m.within_chain]
 
 
-__all__ = ["PARAMETERIZATIONS", "Model", "Simulation", "StanData", "all_models", "get_model", "list_models", "register", "threaded_models"]
+def require_threaded(model: Model, setting: str) -> None:
+    """Refuse a within-chain threading ``setting`` for a model without a reduce_sum likelihood."""
+    if not model.within_chain:
+        raise ValueError(
+            f"{model.name} has no threaded likelihood, so {setting} would change nothing; "
+            f"models with one: {threaded_models()}"
+        )
+
+
+__all__ = ["PARAMETERIZATIONS", "Model", "Simulation", "StanData", "all_models", "get_model", "list_models", "register", "require_threaded", "threaded_models"]

@@ -4,7 +4,7 @@ wrapper and its simulator."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,8 +13,7 @@ import pandas as pd
 
 from pystanmods.data import DataError, resolve_columns
 from pystanmods.data.validate import require_two_levels
-
-PARAMETERIZATIONS: tuple[str, ...] = ("centered", "noncentered")
+from pystanmods.models.record import PARAMETERIZATIONS, ModelRecord
 
 
 def stan_dir() -> Path:
@@ -80,45 +79,42 @@ class Simulation:
 class Model:
     """Base class of the model catalogue.
 
-    Subclasses set the class attributes and implement :meth:`_build` and
-    :meth:`simulate`.
+    A subclass sets :attr:`record`, its :class:`ModelRecord` (every fact about
+    the model), and implements :meth:`_build` and :meth:`simulate`. The
+    record's fields are also class attributes (``model.priors``,
+    ``model.recommended``, ...), read from the record, never set apart from it.
     """
+
+    record: ClassVar[ModelRecord]
 
     name: ClassVar[str]
     title: ClassVar[str]
     template: ClassVar[str]
-    template_vars: ClassVar[Mapping[str, Any]] = {}
-    hierarchical: ClassVar[bool] = True
+    template_vars: ClassVar[Mapping[str, Any]]
+    hierarchical: ClassVar[bool]
     required: ClassVar[tuple[str, ...]]
-    optional: ClassVar[tuple[str, ...]] = ()
-    recommended: ClassVar[str] = "noncentered"
-    #: NUTS target acceptance used when the caller sets none. Hierarchical
-    #: models default to 0.95, as rstanarm does for its multilevel models: a
-    #: smaller step costs little on these posteriors and removes the
-    #: occasional divergence near a scale parameter's boundary.
-    adapt_delta: ClassVar[float | None] = 0.95
-    #: Whether the programs can split the likelihood's rows over threads with
-    #: reduce_sum: the data flag ``grainsize`` (0, the default, is the serial
-    #: vectorised statement) picks the path in the same compiled program.
-    within_chain: ClassVar[bool] = False
-    #: Stan variable -> dims, beyond log_lik and y_rep.
-    variable_dims: ClassVar[Mapping[str, tuple[str, ...]]] = {}
-    #: Group-level effects whose coverage is judged in aggregate.
-    group_parameters: ClassVar[tuple[str, ...]] = ()
-    #: Population-level parameters checked against the truth one by one.
-    hyperparameters: ClassVar[tuple[str, ...]] = ()
-    #: Sizes and true values of the default simulation (the seed's).
-    defaults: ClassVar[Mapping[str, Any]] = {}
-    outcome: ClassVar[str] = "logfc"
-    #: The priors of the Stan program's top-level parameters, as written in its
-    #: model block: ``("normal", loc, scale)``, ``("halfnormal", scale)`` (a
-    #: ``normal(0, scale)`` on a ``<lower=0>`` parameter),
-    #: ``("exponential", rate)``, ``("lognormal", log_loc, log_scale)`` or
-    #: ``("beta", a, b)``. :meth:`simulate_prior` draws from them and
-    #: tests/test_sbc.py checks them against the ``.stan`` files. A new model
-    #: gets prior draws by filling this in and, where its simulator cannot draw a
-    #: group level from these values as the program does, :meth:`_prior_overrides`.
-    priors: ClassVar[Mapping[str, tuple[Any, ...]]] = {}
+    optional: ClassVar[tuple[str, ...]]
+    recommended: ClassVar[str]
+    adapt_delta: ClassVar[float | None]
+    within_chain: ClassVar[bool]
+    group_parameters: ClassVar[tuple[str, ...]]
+    hyperparameters: ClassVar[tuple[str, ...]]
+    defaults: ClassVar[Mapping[str, Any]]
+    outcome: ClassVar[str]
+    priors: ClassVar[Mapping[str, tuple[Any, ...]]]
+    #: Stan variable -> dims, beyond log_lik and y_rep (:meth:`ModelRecord.dims`).
+    variable_dims: ClassVar[Mapping[str, tuple[str, ...]]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        record = cls.__dict__.get("record")
+        if record is None:
+            return
+        for f in fields(ModelRecord):
+            if f.name in cls.__dict__:
+                raise TypeError(f"{cls.__name__} sets {f.name} outside its record; set it in {cls.__name__}.record")
+            setattr(cls, f.name, getattr(record, f.name))
+        cls.variable_dims = record.dims()
 
     # ----------------------------------------------------------- programs
     @property
@@ -142,10 +138,6 @@ class Model:
         """
         parameterization = self.check_parameterization(parameterization)
         return self.name if not self.hierarchical else f"{self.name}_{parameterization}"
-
-    def programs(self) -> list[str]:
-        """The distinct program stems of this model."""
-        return sorted({self.program_name(p) for p in PARAMETERIZATIONS})
 
     def stan_file(self, parameterization: str = "noncentered") -> Path:
         """Path of the committed ``.stan`` file for a parameterization."""
@@ -176,12 +168,15 @@ class Model:
             data; switching them off changes only the data, not the program.
         """
         frame = resolve_columns(data, self.required, self.optional, columns, model=self.name)
-        stan_data, coords, dims = self._build(frame)
+        stan_data, coords = self._build(frame)
+        # After _build's structural checks (labels, nesting), which name the
+        # more basic problem when a row is wrong in both ways.
+        self.record.check_units(frame)
         n = int(stan_data["N"])
         require_two_levels(self.name, self.stan_code("noncentered"), stan_data, n)
         obs = frame.index if frame.index.is_unique else pd.RangeIndex(n)
         coords = {**coords, "obs": list(obs)}
-        dims = {**dims, "log_lik": ["obs"], "y_rep": ["obs"]}
+        dims = {**{k: list(v) for k, v in self.variable_dims.items()}, "log_lik": ["obs"], "y_rep": ["obs"]}
         stan_data["compute_log_lik"] = int(bool(compute_log_lik))
         stan_data["compute_y_rep"] = int(bool(compute_y_rep))
         if self.within_chain:
@@ -198,9 +193,8 @@ class Model:
         """The Stan data dict for a tidy frame (see :meth:`prepare`)."""
         return self.prepare(data, columns, **flags).data
 
-    def _build(
-        self, frame: pd.DataFrame
-    ) -> tuple[dict[str, Any], dict[str, list[Any]], dict[str, list[str]]]:
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+        """The Stan data and the coords of a validated frame; the dims are the record's."""
         raise NotImplementedError
 
     # ---------------------------------------------------------- simulation
@@ -272,6 +266,25 @@ class Model:
 
     def __repr__(self) -> str:
         return f"<pystanmods model {self.name}: {self.title}>"
+
+
+#: The catalogue, model name to an instance, in the order the modules register them.
+CATALOGUE: dict[str, Model] = {}
+
+
+def register(cls: type[Model]) -> type[Model]:
+    """Class decorator: add a model (a subclass with its own record) to the catalogue.
+
+    The model modules of :mod:`pystanmods.models` are imported by the package,
+    so a new model needs no other registration.
+    """
+    record = cls.__dict__.get("record")
+    if not isinstance(record, ModelRecord):
+        raise TypeError(f"{cls.__name__} has no record of its own; set {cls.__name__}.record = ModelRecord(...)")
+    if record.name in CATALOGUE:
+        raise ValueError(f"two models are named {record.name!r}: {type(CATALOGUE[record.name]).__name__} and {cls.__name__}")
+    CATALOGUE[record.name] = cls()
+    return cls
 
 
 def draw_from(prior: Sequence[Any], rng: np.random.Generator, prior_scale: float = 1.0) -> float:

@@ -18,41 +18,21 @@ import pandas as pd
 from scipy.special import expit
 
 from pystanmods.data import DataError, encode, label_column, nested, numeric_column
-from pystanmods.models.base import Model, Simulation, StanData, labels
+from pystanmods.models import limitations as limits
+from pystanmods.models.base import Model, Simulation, StanData, register
+from pystanmods.models.record import Effect, ModelRecord
+from pystanmods.models.shared import guide_design
 
 #: The model's posterior variables that the gene-effect summaries need, in the
 #: program's own (constrained) names.
 CONDITIONING = ("mu_g", "log_tau_g", "logit_k_s", "omega_s", "log_q_c", "beta_c", "kappa_c", "log_sigma_c")
 
 
-def _design(
-    rng: np.random.Generator, guides_per_gene: list[int], n_cells: int, n_reps: int, missing_fraction: float
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
-    """Every guide in every line and replicate, less a random share of guide x line cells."""
-    genes, cells = labels("gene", len(guides_per_gene)), labels("cell", n_cells)
-    sgrna_gene = np.repeat(np.arange(len(guides_per_gene)), guides_per_gene)
-    guides = labels("sgRNA_", sgrna_gene.size)
-    s = np.repeat(np.arange(sgrna_gene.size), n_cells)
-    c = np.tile(np.arange(n_cells), sgrna_gene.size)
-    if missing_fraction > 0:
-        keep = rng.random(s.size) >= missing_fraction
-        s, c = s[keep], c[keep]
-    s, c = np.tile(s, n_reps), np.tile(c, n_reps)
-    frame = pd.DataFrame(
-        {
-            "gene": np.array(genes)[sgrna_gene[s]],
-            "sgrna": np.array(guides)[s],
-            "cell_line": np.array(cells)[c],
-            "replicate": np.repeat(np.arange(1, n_reps + 1), s.size // n_reps),
-        }
-    )
-    return frame, sgrna_gene, s, c
-
-
 def _centred(values: np.ndarray) -> np.ndarray:
     return values - values.mean()
 
 
+@register
 class GeneEffect(Model):
     """Gene x cell-line effects with guide efficacy, screen quality and copy number.
 
@@ -66,82 +46,85 @@ class GeneEffect(Model):
     its truth is on the program's footing.
     """
 
-    name = "gene_effect"
-    title = "gene x cell-line effects with guide efficacy, screen quality and copy number (theta integrated out)"
-    template = "gene_effect.stan.j2"
-    #: Non-centered: a guide of a gene with no effect says nothing about its
-    #: efficacy, so most logit_k_s (and the log_tau_g of genes that do not vary)
-    #: are informed by their prior alone, a funnel for the centered program. On
-    #: the default simulation (seed 11, 4 x 1000 + 1000) the centered program
-    #: had 57 divergences, E-BFMI 0.27 and R-hat 1.037; the non-centered one
-    #: none, E-BFMI 0.71-0.76 and R-hat 1.0067.
-    recommended = "noncentered"
-    adapt_delta = 0.95
-    required = ("gene", "cell_line", "sgrna", "logfc")
-    #: ``log2_copy_number`` (as ``depmap.prepare`` writes it) and
-    #: ``n_alignments`` (cut sites of the guide) make the cutting-toxicity
-    #: covariate; without them it is 0 and ``kappa_c`` is left to its prior.
-    optional = ("log2_copy_number", "n_alignments")
-    variable_dims = {
-        "mu_g": ("gene",),
-        "mu_g_z": ("gene",),
-        "log_tau_g": ("gene",),
-        "log_tau_g_z": ("gene",),
-        "logit_k_s": ("sgrna",),
-        "logit_k_s_z": ("sgrna",),
-        "omega_s": ("sgrna",),
-        "omega_s_z": ("sgrna",),
-        "log_q_c": ("cell_line",),
-        "log_q_c_raw": ("cell_line_free",),
-        "log_q_c_z": ("cell_line_free",),
-        "beta_c": ("cell_line",),
-        "beta_c_raw": ("cell_line_free",),
-        "beta_c_z": ("cell_line_free",),
-        "kappa_c": ("cell_line",),
-        "kappa_c_z": ("cell_line",),
-        "log_sigma_c": ("cell_line",),
-        "log_sigma_c_z": ("cell_line",),
-        "theta": ("block",),
-    }
-    group_parameters = ("mu_g", "logit_k_s", "log_q_c", "log_sigma_c")
-    hyperparameters = ("mu_0", "sigma_mu", "mu_logit_k", "mu_sigma")
-    priors = {
-        "mu_0": ("normal", 0.0, 1.0),
-        "sigma_mu": ("halfnormal", 1.0),
-        "mu_log_tau": ("normal", -1.5, 1.0),
-        "sigma_log_tau": ("halfnormal", 1.0),
-        "mu_logit_k": ("normal", 2.0, 1.0),
-        "sigma_logit_k": ("halfnormal", 1.0),
-        "sigma_omega": ("halfnormal", 0.5),
-        "sigma_q": ("halfnormal", 0.5),
-        "sigma_beta": ("halfnormal", 0.5),
-        "kappa_0": ("normal", 0.0, 0.5),
-        "sigma_kappa": ("halfnormal", 0.25),
-        "mu_sigma": ("normal", -1.0, 1.0),
-        "tau_sigma": ("exponential", 2.0),
-    }
-    defaults = {
-        "n_genes": 24,
-        "guides_per_gene": (1, 2, 3, 4),  # cycled over the genes: a ragged library
-        "n_cell_lines": 10,
-        "n_replicates": 2,
-        "missing_fraction": 0.05,
-        "copy_number_sd": 0.4,  # sd of log2 relative copy number per gene x line
-        "multi_alignment_fraction": 0.05,  # guides cutting two sites
-        "mu_0": -0.4,
-        "sigma_mu": 0.6,
-        "mu_log_tau": -1.2,
-        "sigma_log_tau": 0.4,
-        "mu_logit_k": 2.0,
-        "sigma_logit_k": 1.0,
-        "sigma_omega": 0.1,
-        "sigma_q": 0.25,
-        "sigma_beta": 0.1,
-        "kappa_0": -0.15,
-        "sigma_kappa": 0.05,
-        "mu_sigma": -1.4,
-        "tau_sigma": 0.25,
-    }
+    record = ModelRecord(
+        name="gene_effect",
+        title="gene x cell-line effects with guide efficacy, screen quality and copy number (theta integrated out)",
+        template="gene_effect.stan.j2",
+        # Non-centered: on the default simulation (seed 11, 4 x 1000 + 1000)
+        # the non-centered program had no divergence, E-BFMI 0.71-0.76 and
+        # R-hat 1.0067; see the template for the two effects both programs
+        # write non-centered.
+        recommended="noncentered",
+        required=("gene", "cell_line", "sgrna", "logfc"),
+        # log2_copy_number (as depmap.prepare writes it) and n_alignments (cut
+        # sites of the guide) make the cutting-toxicity covariate; without them
+        # it is 0 and kappa_c is left to its prior.
+        optional=("log2_copy_number", "n_alignments"),
+        effects=(
+            Effect("mu_g", ("gene",)),
+            Effect("log_tau_g", ("gene",), noncentered_only=True),
+            Effect("logit_k_s", ("sgrna",), noncentered_only=True),
+            Effect("omega_s", ("sgrna",)),
+            Effect("log_q_c", ("cell_line",), free_dims=("cell_line_free",)),
+            Effect("beta_c", ("cell_line",), free_dims=("cell_line_free",)),
+            Effect("kappa_c", ("cell_line",)),
+            Effect("log_sigma_c", ("cell_line",)),
+        ),
+        variables={"theta": ("block",)},
+        gene_effects=("mu_g",),
+        results=("theta", "logit_k_s", "omega_s", "log_q_c", "kappa_c", "log_sigma_c", "log_tau_g"),
+        group_parameters=("mu_g", "logit_k_s", "log_q_c", "log_sigma_c"),
+        hyperparameters=("mu_0", "sigma_mu", "mu_logit_k", "mu_sigma"),
+        priors={
+            "mu_0": ("normal", 0.0, 1.0),
+            "sigma_mu": ("halfnormal", 1.0),
+            "mu_log_tau": ("normal", -1.5, 1.0),
+            "sigma_log_tau": ("halfnormal", 1.0),
+            "mu_logit_k": ("normal", 2.0, 1.0),
+            "sigma_logit_k": ("halfnormal", 1.0),
+            "sigma_omega": ("halfnormal", 0.5),
+            "sigma_q": ("halfnormal", 0.5),
+            "sigma_beta": ("halfnormal", 0.5),
+            "kappa_0": ("normal", 0.0, 0.5),
+            "sigma_kappa": ("halfnormal", 0.25),
+            "mu_sigma": ("normal", -1.0, 1.0),
+            "tau_sigma": ("exponential", 2.0),
+        },
+        defaults={
+            "n_genes": 24,
+            "guides_per_gene": (1, 2, 3, 4),  # cycled over the genes: a ragged library
+            "n_cell_lines": 10,
+            "n_replicates": 2,
+            "missing_fraction": 0.05,
+            "copy_number_sd": 0.4,  # sd of log2 relative copy number per gene x line
+            "multi_alignment_fraction": 0.05,  # guides cutting two sites
+            "mu_0": -0.4,
+            "sigma_mu": 0.6,
+            "mu_log_tau": -1.2,
+            "sigma_log_tau": 0.4,
+            "mu_logit_k": 2.0,
+            "sigma_logit_k": 1.0,
+            "sigma_omega": 0.1,
+            "sigma_q": 0.25,
+            "sigma_beta": 0.1,
+            "kappa_0": -0.15,
+            "sigma_kappa": 0.05,
+            "mu_sigma": -1.4,
+            "tau_sigma": 0.25,
+        },
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            "Each guide is given to one gene (DepMap's guide map); a guide listed under several genes is "
+            "dropped by depmap.prepare, one cutting several sites of one gene is kept and its extra cuts "
+            "enter the cutting-toxicity covariate.",
+            "Cutting toxicity is linear in log2 copy number (plus log2 cut sites), one slope per cell line; "
+            "CERES's piecewise-linear curve is not modelled, so strong amplifications may be under-corrected.",
+            "Guide efficacy is one number per guide, the same in every cell line; a guide whose efficacy "
+            "differs between lines moves its gene's effect there.",
+            "theta_gc is normal around its gene's mean: a gene that matters in a few lines only (a selective "
+            "dependency) is shrunk toward the gene's mean where its data are few.",
+        ),
+    )
 
     def prepare(self, data: pd.DataFrame, columns=None, *, compute_log_lik: bool = True,
                 compute_y_rep: bool = True, compute_theta: bool = False) -> StanData:
@@ -155,7 +138,7 @@ class GeneEffect(Model):
         prepared.dims["log_lik"] = ["block"]
         return prepared
 
-    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
         gene_labels = label_column(frame, "gene")
         sgrna_labels = label_column(frame, "sgrna")
         gene, sgrna = encode(gene_labels), encode(sgrna_labels)
@@ -212,7 +195,7 @@ class GeneEffect(Model):
             "cell_line_free": cell.labels[1:],
             "block": [f"{gene.labels[g - 1]} | {cell.labels[c - 1]}" for g, c in blocks],
         }
-        return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+        return data, coords
 
     @staticmethod
     def _covariate(frame: pd.DataFrame) -> np.ndarray:
@@ -240,7 +223,7 @@ class GeneEffect(Model):
         n_genes, n_cells = int(s["n_genes"]), int(s["n_cell_lines"])
         cycle = [int(k) for k in s["guides_per_gene"]]
         per_gene = [cycle[i % len(cycle)] for i in range(n_genes)]
-        frame, sgrna_gene, si, ci = _design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
+        frame, sgrna_gene, si, ci = guide_design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
         n_guides = sgrna_gene.size
         mu_g = rng.normal(s["mu_0"], s["sigma_mu"], n_genes)
         log_tau_g = rng.normal(s["mu_log_tau"], s["sigma_log_tau"], n_genes)

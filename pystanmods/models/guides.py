@@ -7,84 +7,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pystanmods.data import encode, label_column, nested, numeric_column
+from pystanmods.data import encode, label_column, numeric_column
 from pystanmods.data.sufficient import unit_statistics
-from pystanmods.models.base import Model, Simulation, as_array, labels
+from pystanmods.models.base import Model, Simulation, as_array, register
+from pystanmods.models import limitations as limits
+from pystanmods.models.record import Effect, ModelRecord
+from pystanmods.models.shared import CELL_LINE_EFFECT, GENE_EFFECT, GUIDE_EFFECT, guide_design, guide_structure
 
 #: The seed's fixed sgRNA effects: 5 genes with 1, 2, 3, 4 and 5 guides.
 SEED_ALPHA_S = (-0.4, -0.2, -0.3, 0.0, -0.5, -0.6, -1.0, -1.2, -1.7, -0.8, 2.0, 1.7, 2.4, 2.1, 0.0)
 SEED_SGRNAS_PER_GENE = (1, 2, 3, 4, 5)
 
 
-def _design(
-    rng: np.random.Generator, sgrnas_per_gene: list[int], n_cells: int, n_reps: int, missing_fraction: float
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
-    """Every sgRNA in every cell line, minus a random share of sgRNA x cell-line cells."""
-    n_genes = len(sgrnas_per_gene)
-    genes, cells = labels("gene", n_genes), labels("cell", n_cells)
-    sgrna_gene = np.repeat(np.arange(n_genes), sgrnas_per_gene)
-    guides = labels("sgRNA_", sgrna_gene.size)
-    s = np.repeat(np.arange(sgrna_gene.size), n_cells)
-    c = np.tile(np.arange(n_cells), sgrna_gene.size)
-    if missing_fraction > 0:
-        keep = rng.random(s.size) >= missing_fraction
-        s, c = s[keep], c[keep]
-    s, c = np.tile(s, n_reps), np.tile(c, n_reps)
-    replicate = np.repeat(np.arange(1, n_reps + 1), s.size // n_reps)
-    frame = pd.DataFrame(
-        {
-            "gene": np.array(genes)[sgrna_gene[s]],
-            "sgrna": np.array(guides)[s],
-            "cell_line": np.array(cells)[c],
-            "replicate": replicate,
-        }
-    )
-    return frame, sgrna_gene, s, c
-
-
-def guide_structure(frame: pd.DataFrame) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """Stan data and coords of sgRNAs nested in genes, crossed with cell lines.
-
-    Shared by the models whose guides are nested in genes (5, C, A, B, lineage).
-    Raises :class:`DataError` when an sgRNA occurs under two genes.
-    """
-    gene_labels = label_column(frame, "gene")
-    sgrna_labels = label_column(frame, "sgrna")
-    gene = encode(gene_labels)
-    sgrna = encode(sgrna_labels)
-    cell = encode(label_column(frame, "cell_line"))
-    data = {
-        "N": len(frame),
-        "G": gene.size,
-        "C": cell.size,
-        "S": sgrna.size,
-        "sgrna": sgrna.codes,
-        "sgrna_gene": nested(sgrna_labels, gene_labels, sgrna, gene),
-        "cell_line": cell.codes,
-        "logfc": numeric_column(frame, "logfc"),
-    }
-    coords = {
-        "gene": gene.labels,
-        "sgrna": sgrna.labels,
-        "cell_line": cell.labels,
-        "cell_line_free": cell.labels[1:],
-    }
-    return data, coords
-
-
-#: Dims of the guide-in-gene and zero-sum cell-line effects, in both
-#: parameterizations, shared by every model built on Model 5.
-GUIDE_DIMS: dict[str, tuple[str, ...]] = {
-        "epsilon_g": ("gene",),
-        "epsilon_g_z": ("gene",),
-        "alpha_s": ("sgrna",),
-        "alpha_s_z": ("sgrna",),
-        "beta_c": ("cell_line",),
-        "beta_c_raw": ("cell_line_free",),
-        "beta_c_z": ("cell_line_free",),
-}
-
-
+@register
 class Model5(Model):
     """sgRNA intercepts nested in genes plus cell-line intercepts.
 
@@ -99,50 +34,60 @@ class Model5(Model):
     footing: ``beta_c`` centred by its sample mean, that mean added to ``alpha_s``.
     """
 
-    name = "model5"
-    title = "sgRNA intercepts nested in genes, plus cell-line intercepts"
-    template = "model5.stan.j2"
-    template_vars = {"flat": False}
-    #: Every guide is screened in every cell line (20 observations per guide,
-    #: 15 per cell line): data-rich groups, where the centered program has
-    #: about 4x the ESS of the non-centered one and no funnel.
-    recommended = "centered"
-    #: With five genes the data barely split the guides' spread between
-    #: sigma_epsilon (genes) and sigma_alpha (guides within a gene); where
-    #: sigma_epsilon is small the posterior narrows into a neck that at 0.95
-    #: gave 3 divergences in 4000 draws. 0.99 gave 0-1 over four seeds.
-    adapt_delta = 0.99
-    required = ("gene", "cell_line", "sgrna", "logfc")
-    variable_dims = GUIDE_DIMS
-    group_parameters = ("alpha_s", "beta_c")
-    hyperparameters = ("sigma_beta", "sigma")
-    priors = {
-        "mu_epsilon": ("normal", 0.0, 5.0),
-        "sigma_epsilon": ("exponential", 1.0),
-        "sigma_alpha": ("exponential", 1.0),
-        "sigma_beta": ("exponential", 1.0),
-        "sigma": ("exponential", 1.0),
-    }
-    defaults = {
-        "n_cell_lines": 20,
-        "sgrnas_per_gene": SEED_SGRNAS_PER_GENE,
-        "n_replicates": 1,
-        "missing_fraction": 0.0,
-        "alpha_s": SEED_ALPHA_S,
-        "mu_beta": 0.0,
-        "sigma_beta": 1.0,
-        "beta_c": None,  # fixed cell-line effects (prior draws pass centred ones)
-        "sigma": 0.5,
-        # Used only when alpha_s is drawn (alpha_s=None or other guide counts):
-        "mu_epsilon": -0.5,
-        "sigma_epsilon": 1.0,
-        "sigma_alpha": 0.5,
-    }
+    record = ModelRecord(
+        name="model5",
+        title="sgRNA intercepts nested in genes, plus cell-line intercepts",
+        template="model5.stan.j2",
+        template_vars={"flat": False},
+        #: Every guide is screened in every cell line (20 observations per guide,
+        #: 15 per cell line): data-rich groups, where the centered program has
+        #: about 4x the ESS of the non-centered one and no funnel.
+        recommended="centered",
+        #: With five genes the data barely split the guides' spread between
+        #: sigma_epsilon (genes) and sigma_alpha (guides within a gene); where
+        #: sigma_epsilon is small the posterior narrows into a neck that at 0.95
+        #: gave 3 divergences in 4000 draws. 0.99 gave 0-1 over four seeds.
+        adapt_delta=0.99,
+        required=("gene", "cell_line", "sgrna", "logfc"),
+        effects=(GENE_EFFECT, GUIDE_EFFECT, CELL_LINE_EFFECT),
+        gene_effects=("epsilon_g",),
+        results=("alpha_s", "beta_c"),
+        group_parameters=("alpha_s", "beta_c"),
+        hyperparameters=("sigma_beta", "sigma"),
+        priors={
+            "mu_epsilon": ("normal", 0.0, 5.0),
+            "sigma_epsilon": ("exponential", 1.0),
+            "sigma_alpha": ("exponential", 1.0),
+            "sigma_beta": ("exponential", 1.0),
+            "sigma": ("exponential", 1.0),
+        },
+        defaults={
+            "n_cell_lines": 20,
+            "sgrnas_per_gene": SEED_SGRNAS_PER_GENE,
+            "n_replicates": 1,
+            "missing_fraction": 0.0,
+            "alpha_s": SEED_ALPHA_S,
+            "mu_beta": 0.0,
+            "sigma_beta": 1.0,
+            "beta_c": None,  # fixed cell-line effects (prior draws pass centred ones)
+            "sigma": 0.5,
+            # Used only when alpha_s is drawn (alpha_s=None or other guide counts):
+            "mu_epsilon": -0.5,
+            "sigma_epsilon": 1.0,
+            "sigma_alpha": 0.5,
+        },
+        sbc={"n_cell_lines": 4, "sgrnas_per_gene": [1, 2, 3]},
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            limits.NO_GENE_BY_CELL_LINE,
+            limits.zero_sum("The cell-line intercepts beta_c", "sigma_beta"),
+        ),
+    )
 
-    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
         data, coords = guide_structure(frame)
         data.update(unit_statistics({"sgrna": data["sgrna"], "cell_line": data["cell_line"]}, data["logfc"]))
-        return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+        return data, coords
 
     def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:
         # Guides drawn through their genes, and the program's beta_c: iid
@@ -155,7 +100,7 @@ class Model5(Model):
         rng = np.random.default_rng(seed)
         per_gene = [int(k) for k in s["sgrnas_per_gene"]]
         n_cells = int(s["n_cell_lines"])
-        frame, sgrna_gene, si, ci = _design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
+        frame, sgrna_gene, si, ci = guide_design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
         beta_c = as_array(s["beta_c"], n_cells, "beta_c")
         if beta_c is None:
             beta_c = rng.normal(s["mu_beta"], s["sigma_beta"], n_cells)
@@ -188,6 +133,7 @@ class Model5(Model):
         return Simulation(data=frame, truth=truth, generating=generating)
 
 
+@register
 class Model5Flat(Model):
     """Gene plus cell-line intercepts, no sgRNA level.
 
@@ -196,47 +142,53 @@ class Model5Flat(Model):
     treated as replicates of the gene.
     """
 
-    name = "model5_flat"
-    title = "gene plus cell-line intercepts, no sgRNA level"
-    template = "model5.stan.j2"
-    template_vars = {"flat": True}
-    recommended = "centered"  # as Model 5: data-rich gene and cell-line groups
-    required = ("gene", "cell_line", "logfc")
-    optional = ("sgrna",)
-    variable_dims = {
-        "gamma_g": ("gene",),
-        "gamma_g_z": ("gene",),
-        "beta_c": ("cell_line",),
-        "beta_c_raw": ("cell_line_free",),
-        "beta_c_z": ("cell_line_free",),
-    }
-    group_parameters = ("gamma_g", "beta_c")
-    hyperparameters = ("sigma_beta", "sigma")
-    priors = {
-        "mu_gamma": ("normal", 0.0, 2.0),
-        "sigma_gamma": ("exponential", 0.5),
-        "sigma_beta": ("exponential", 0.5),
-        "sigma": ("exponential", 1.0),
-    }
-    defaults = {
-        "n_cell_lines": 20,
-        "sgrnas_per_gene": SEED_SGRNAS_PER_GENE,
-        "n_replicates": 1,
-        "missing_fraction": 0.0,
-        # The gene means of the seed's alpha_s: the flat model's gene effects.
-        "gamma_g": tuple(
-            float(np.mean(SEED_ALPHA_S[a:b]))
-            for a, b in zip(np.cumsum((0,) + SEED_SGRNAS_PER_GENE[:-1]), np.cumsum(SEED_SGRNAS_PER_GENE))
+    record = ModelRecord(
+        name="model5_flat",
+        title="gene plus cell-line intercepts, no sgRNA level",
+        template="model5.stan.j2",
+        template_vars={"flat": True},
+        recommended="centered",  # as Model 5: data-rich gene and cell-line groups
+        required=("gene", "cell_line", "logfc"),
+        optional=("sgrna",),
+        effects=(Effect("gamma_g", ("gene",)), CELL_LINE_EFFECT),
+        gene_effects=("gamma_g",),
+        results=("beta_c",),
+        group_parameters=("gamma_g", "beta_c"),
+        hyperparameters=("sigma_beta", "sigma"),
+        priors={
+            "mu_gamma": ("normal", 0.0, 2.0),
+            "sigma_gamma": ("exponential", 0.5),
+            "sigma_beta": ("exponential", 0.5),
+            "sigma": ("exponential", 1.0),
+        },
+        sbc={"n_cell_lines": 4, "sgrnas_per_gene": [1, 2, 3]},
+        defaults={
+            "n_cell_lines": 20,
+            "sgrnas_per_gene": SEED_SGRNAS_PER_GENE,
+            "n_replicates": 1,
+            "missing_fraction": 0.0,
+            # The gene means of the seed's alpha_s: the flat model's gene effects.
+            "gamma_g": tuple(
+                float(np.mean(SEED_ALPHA_S[a:b]))
+                for a, b in zip(np.cumsum((0,) + SEED_SGRNAS_PER_GENE[:-1]), np.cumsum(SEED_SGRNAS_PER_GENE))
+            ),
+            "mu_beta": 0.0,
+            "sigma_beta": 1.0,
+            "beta_c": None,  # fixed cell-line effects (prior draws pass centred ones)
+            "sigma": 0.5,
+            "mu_gamma": -0.5,
+            "sigma_gamma": 1.0,
+        },
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            limits.NO_GENE_BY_CELL_LINE,
+            "No guide level: guides of a gene are exchangeable rows, so a guide that cuts badly pulls the "
+            "gene's effect and its rows narrow the gene's interval as if they measured the gene.",
+            limits.zero_sum("The cell-line intercepts beta_c", "sigma_beta"),
         ),
-        "mu_beta": 0.0,
-        "sigma_beta": 1.0,
-        "beta_c": None,  # fixed cell-line effects (prior draws pass centred ones)
-        "sigma": 0.5,
-        "mu_gamma": -0.5,
-        "sigma_gamma": 1.0,
-    }
+    )
 
-    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
         gene = encode(label_column(frame, "gene"))
         cell = encode(label_column(frame, "cell_line"))
         data = {
@@ -250,7 +202,7 @@ class Model5Flat(Model):
         # Guides of a gene share its mean here, so they collapse with the replicates.
         data.update(unit_statistics({"gene": data["gene"], "cell_line": data["cell_line"]}, data["logfc"]))
         coords = {"gene": gene.labels, "cell_line": cell.labels, "cell_line_free": cell.labels[1:]}
-        return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+        return data, coords
 
     def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:
         # Gene effects drawn from mu_gamma/sigma_gamma, beta_c centred as in the program.
@@ -262,7 +214,7 @@ class Model5Flat(Model):
         rng = np.random.default_rng(seed)
         per_gene = [int(k) for k in s["sgrnas_per_gene"]]
         n_cells = int(s["n_cell_lines"])
-        frame, sgrna_gene, si, ci = _design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
+        frame, sgrna_gene, si, ci = guide_design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
         beta_c = as_array(s["beta_c"], n_cells, "beta_c")
         if beta_c is None:
             beta_c = rng.normal(s["mu_beta"], s["sigma_beta"], n_cells)

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 
 from pystanmods.data import DataError, encode
-from pystanmods.data.validate import _preview
-from pystanmods.models.base import Model, Simulation, as_array
-from pystanmods.models.guides import _design, guide_structure
-from pystanmods.models.noise import _per_gene, draw_effect
+from pystanmods.data.validate import preview
+from pystanmods.models.base import Model, Simulation, register
+from pystanmods.models import limitations as limits
+from pystanmods.models.record import Effect, ModelRecord
+from pystanmods.models import shared
 
 
 def cell_line_lineages(frame: pd.DataFrame, cell_labels: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -27,7 +28,7 @@ def cell_line_lineages(frame: pd.DataFrame, cell_labels: list[str]) -> tuple[np.
     if missing.any():
         cells = sorted(frame.loc[missing, "cell_line"].astype(str).unique())
         raise DataError(
-            f"column 'lineage' is missing for cell line(s) {_preview(cells)} "
+            f"column 'lineage' is missing for cell line(s) {preview(cells)} "
             f"({len(cells)} cell lines, {int(missing.sum())} of {len(frame)} rows); "
             "every cell line needs its lineage"
         )
@@ -39,7 +40,7 @@ def cell_line_lineages(frame: pd.DataFrame, cell_labels: list[str]) -> tuple[np.
         found = sorted(pairs.loc[pairs["cell_line"] == first, "lineage"].unique())
         rows = int(pairs["cell_line"].isin(ambiguous).sum())
         raise DataError(
-            f"column 'lineage' gives cell line {first!r} more than one lineage ({_preview(found)}); "
+            f"column 'lineage' gives cell line {first!r} more than one lineage ({preview(found)}); "
             f"{len(ambiguous)} such cell line(s) in {rows} rows"
         )
     lineage_index = encode(lineage.astype(str))
@@ -80,6 +81,7 @@ def identify_lineage_effects(
     }
 
 
+@register
 class ModelLineage(Model):
     """Model 5 with cell-line effects nested in lineages, plus gene x lineage effects.
 
@@ -101,85 +103,93 @@ class ModelLineage(Model):
     (:func:`identify_lineage_effects`). Needs at least two lineages and two genes.
     """
 
-    name = "model_lineage"
-    title = "Model 5 with cell lines nested in lineages and gene x lineage effects"
-    template = "model_lineage.stan.j2"
-    within_chain = True
-    # Cell lines, guides and gene x lineage cells all have many observations
-    # (13-20 in the tests, far more in DepMap), so the centered program fits
-    # them without a funnel: on the test simulation both had no divergences
-    # and R-hat < 1.006, but the centered one sampled in 20 s against 231 s
-    # (long trajectories of the non-centered one along data-bound directions).
-    # Where lineages explain little (sigma_lambda, sigma_theta near 0), the
-    # centered program meets the usual funnel: on Model A data with lineages
-    # assigned at random (examples/compare_models.py) it had 26 divergences
-    # and R-hat 1.09. Use the non-centered program there.
-    recommended = "centered"
-    required = ("gene", "cell_line", "sgrna", "lineage", "logfc")
-    variable_dims = {
-        "epsilon_g": ("gene",),
-        "epsilon_g_z": ("gene",),
-        "alpha_s": ("sgrna",),
-        "alpha_s_z": ("sgrna",),
-        "lambda_l": ("lineage",),
-        "lambda_l_raw": ("lineage_free",),
-        "lambda_l_z": ("lineage_free",),
-        "delta_c": ("cell_line",),
-        "delta_c_raw": ("cell_line_free",),
-        "delta_c_z": ("cell_line_free",),
-        "beta_c": ("cell_line",),
-        "theta_gl": ("gene", "lineage"),
-        "theta_gl_raw": ("gene_free", "lineage_free"),
-        "theta_gl_z": ("gene_free", "lineage_free"),
-        "epsilon_gl": ("gene", "lineage"),
-    }
-    group_parameters = ("alpha_s", "beta_c", "theta_gl")
-    hyperparameters = ("mu_epsilon", "sigma_alpha", "sigma_beta", "sigma_theta", "sigma")
-    priors = {
-        "mu_epsilon": ("normal", 0.0, 5.0),
-        "sigma_epsilon": ("exponential", 1.0),
-        "sigma_alpha": ("exponential", 1.0),
-        "sigma_lambda": ("exponential", 1.0),
-        "sigma_beta": ("exponential", 1.0),
-        "sigma_theta": ("exponential", 2.0),
-        "sigma": ("exponential", 1.0),
-    }
-    defaults = {
-        "n_genes": 6,
-        "sgrnas_per_gene": 3,
-        "cell_lines_per_lineage": (5, 5, 5),
-        "n_replicates": 1,
-        "missing_fraction": 0.1,
-        "mu_epsilon": -0.5,
-        "sigma_epsilon": 1.0,
-        "sigma_alpha": 0.3,
-        "sigma_lambda": 0.5,
-        "sigma_beta": 0.3,
-        "sigma_theta": 0.5,
-        "sigma": 0.3,
-        "epsilon_g": None,
-        "alpha_s": None,
-        "lambda_l": None,
-        "delta_c": None,
-        "theta_gl": None,  # n_genes x n_lineages
-    }
+    record = ModelRecord(
+        name="model_lineage",
+        title="Model 5 with cell lines nested in lineages and gene x lineage effects",
+        template="model_lineage.stan.j2",
+        within_chain=True,
+        # Cell lines, guides and gene x lineage cells all have many observations
+        # (13-20 in the tests, far more in DepMap), so the centered program fits
+        # them without a funnel: on the test simulation both had no divergences
+        # and R-hat < 1.006, but the centered one sampled in 20 s against 231 s
+        # (long trajectories of the non-centered one along data-bound directions).
+        # Where lineages explain little (sigma_lambda, sigma_theta near 0), the
+        # centered program meets the usual funnel: on Model A data with lineages
+        # assigned at random (examples/compare_models.py) it had 26 divergences
+        # and R-hat 1.09. Use the non-centered program there.
+        recommended="centered",
+        required=("gene", "cell_line", "sgrna", "lineage", "logfc"),
+        group_parameters=("alpha_s", "beta_c", "theta_gl"),
+        hyperparameters=("mu_epsilon", "sigma_alpha", "sigma_beta", "sigma_theta", "sigma"),
+        priors={
+            "mu_epsilon": ("normal", 0.0, 5.0),
+            "sigma_epsilon": ("exponential", 1.0),
+            "sigma_alpha": ("exponential", 1.0),
+            "sigma_lambda": ("exponential", 1.0),
+            "sigma_beta": ("exponential", 1.0),
+            "sigma_theta": ("exponential", 2.0),
+            "sigma": ("exponential", 1.0),
+        },
+        defaults={
+            "n_genes": 6,
+            "sgrnas_per_gene": 3,
+            "cell_lines_per_lineage": (5, 5, 5),
+            "n_replicates": 1,
+            "missing_fraction": 0.1,
+            "mu_epsilon": -0.5,
+            "sigma_epsilon": 1.0,
+            "sigma_alpha": 0.3,
+            "sigma_lambda": 0.5,
+            "sigma_beta": 0.3,
+            "sigma_theta": 0.5,
+            "sigma": 0.3,
+            "epsilon_g": None,
+            "alpha_s": None,
+            "lambda_l": None,
+            "delta_c": None,
+            "theta_gl": None,  # n_genes x n_lineages
+        },
+        effects=(
+            shared.GENE_EFFECT,
+            shared.GUIDE_EFFECT,
+            Effect("lambda_l", ("lineage",), free_dims=("lineage_free",)),
+            Effect("delta_c", ("cell_line",), free_dims=("cell_line_free",)),
+            Effect("theta_gl", ("gene", "lineage"), free_dims=("gene_free", "lineage_free")),
+        ),
+        variables={"beta_c": ("cell_line",), "epsilon_gl": ("gene", "lineage")},
+        gene_effects=("epsilon_gl",),
+        results=("epsilon_g", "theta_gl", "lambda_l", "beta_c"),
+        # Two lineages of two cell lines: delta_c within a lineage and lambda_l
+        # both exist, and theta_gl has (3 - 1) x (2 - 1) free coordinates.
+        sbc={"sgrnas_per_gene": [1, 2, 3], "cell_lines_per_lineage": [2, 2], "missing_fraction": 0.0},
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            "Gene x lineage effects theta_gl, but no gene x cell-line term within a lineage: a gene's guides "
+            "and replicates in one cell line are treated as independent, so intervals of epsilon_g and "
+            "theta_gl are too narrow where genes differ between cell lines of a lineage (see Model 4's "
+            "limitation).",
+            "delta_c sums to zero over all C cell lines, so its marginal prior sd is sigma_beta * "
+            "sqrt((C - 1) / C), not sigma_beta; lambda_l is constrained likewise (weighted by lineage size), "
+            "so its marginal sd is also below sigma_lambda.",
+        ),
+    )
 
-    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
-        data, coords = guide_structure(frame)
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
+        data, coords = shared.guide_structure(frame)
         lineage_codes, lineage_labels = cell_line_lineages(frame, coords["cell_line"])
         if len(lineage_labels) < 2:
             raise DataError(
                 f"{self.name} needs cell lines from at least two lineages; column 'lineage' has only "
-                f"{_preview(lineage_labels)} over {len(frame)} rows. Fit model5 instead"
+                f"{preview(lineage_labels)} over {len(frame)} rows. Fit model5 instead"
             )
         if data["G"] < 2:
             raise DataError(
                 f"{self.name} needs at least two genes for gene x lineage effects; column 'gene' has only "
-                f"{_preview(coords['gene'])} over {len(frame)} rows. Fit model5 instead"
+                f"{preview(coords['gene'])} over {len(frame)} rows. Fit model5 instead"
             )
         data.update(L=len(lineage_labels), cell_line_lineage=lineage_codes)
         coords.update(lineage=lineage_labels, lineage_free=lineage_labels[1:], gene_free=coords["gene"][1:])
-        return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+        return data, coords
 
     def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:
         # The program's constrained effects are iid normals centred as
@@ -187,7 +197,7 @@ class ModelLineage(Model):
         # removed into lambda_l, epsilon_g and mu_epsilon (that would widen
         # their priors by theta_gl's means). Drawn so, the mapping is the
         # identity and the truth is a draw from the program's prior.
-        n_genes = len(_per_gene(settings["sgrnas_per_gene"], int(settings["n_genes"])))
+        n_genes = len(shared.guides_per_gene(settings["sgrnas_per_gene"], int(settings["n_genes"])))
         per_lineage = [int(k) for k in settings["cell_lines_per_lineage"]]
         w = np.asarray(per_lineage, dtype=float) / sum(per_lineage)
         lambda_l = rng.normal(0.0, drawn["sigma_lambda"], len(per_lineage))
@@ -210,16 +220,16 @@ class ModelLineage(Model):
         """
         s = self.settings(overrides)
         rng = np.random.default_rng(seed)
-        per_gene = _per_gene(s["sgrnas_per_gene"], int(s["n_genes"]))
+        per_gene = shared.guides_per_gene(s["sgrnas_per_gene"], int(s["n_genes"]))
         per_lineage = [int(k) for k in s["cell_lines_per_lineage"]]
         n_genes, n_lineages, n_cells = len(per_gene), len(per_lineage), sum(per_lineage)
-        frame, sgrna_gene, si, ci = _design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
+        frame, sgrna_gene, si, ci = shared.guide_design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
         cell_lineage = np.repeat(np.arange(n_lineages), per_lineage)
         lineage_labels = [f"lineage{chr(ord('A') + i)}" for i in range(n_lineages)]
-        epsilon_g = draw_effect(rng, s["epsilon_g"], n_genes, "epsilon_g", s["mu_epsilon"], s["sigma_epsilon"])
-        alpha_s = draw_effect(rng, s["alpha_s"], sgrna_gene.size, "alpha_s", epsilon_g[sgrna_gene], s["sigma_alpha"])
-        lambda_l = draw_effect(rng, s["lambda_l"], n_lineages, "lambda_l", 0.0, s["sigma_lambda"])
-        delta_c = draw_effect(rng, s["delta_c"], n_cells, "delta_c", 0.0, s["sigma_beta"])
+        epsilon_g = shared.draw_effect(rng, s["epsilon_g"], n_genes, "epsilon_g", s["mu_epsilon"], s["sigma_epsilon"])
+        alpha_s = shared.draw_effect(rng, s["alpha_s"], sgrna_gene.size, "alpha_s", epsilon_g[sgrna_gene], s["sigma_alpha"])
+        lambda_l = shared.draw_effect(rng, s["lambda_l"], n_lineages, "lambda_l", 0.0, s["sigma_lambda"])
+        delta_c = shared.draw_effect(rng, s["delta_c"], n_cells, "delta_c", 0.0, s["sigma_beta"])
         if s["theta_gl"] is None:
             theta_gl = rng.normal(0, s["sigma_theta"], (n_genes, n_lineages))
         else:

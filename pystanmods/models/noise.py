@@ -7,18 +7,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pystanmods.models.base import Model, Simulation, as_array
-from pystanmods.models.guides import GUIDE_DIMS, _design, guide_structure
+from pystanmods.models.base import Model, Simulation, as_array, register
+from pystanmods.models import limitations as limits
+from pystanmods.models.record import Effect, ModelRecord
+from pystanmods.models import shared
 
 
-def draw_effect(
-    rng: np.random.Generator, given: Any, size: int, name: str, loc: Any, scale: float
-) -> np.ndarray:
-    """``given`` checked to ``size`` values, or ``size`` draws from normal(loc, scale)."""
-    value = as_array(given, size, name)
-    return rng.normal(loc, scale, size) if value is None else value
-
-
+@register
 class ModelC(Model):
     """Model 5 with a cell-line noise scale: ``logfc ~ N(alpha_s + beta_c, sigma_c)``.
 
@@ -32,54 +27,62 @@ class ModelC(Model):
     is on the same footing (``beta_c`` centred, its mean added to ``alpha_s``).
     """
 
-    name = "model_c"
-    title = "Model 5 with cell-line noise scales, pooled on the log scale"
-    template = "model_c.stan.j2"
-    within_chain = True
-    # Every guide and cell line has many observations (15-20 in the tests,
-    # hundreds in DepMap), so their effects and noise scales are data-bound and
-    # the centered program samples them better: on the test simulation it ran
-    # without divergences in a third of the time, where the non-centered one
-    # had 9 divergences at adapt_delta 0.8.
-    recommended = "centered"
-    required = ("gene", "cell_line", "sgrna", "logfc")
-    variable_dims = {
-        **GUIDE_DIMS,
-        "log_sigma_c": ("cell_line",),
-        "log_sigma_c_z": ("cell_line",),
-        "sigma_c": ("cell_line",),
-    }
-    group_parameters = ("alpha_s", "beta_c", "sigma_c")
-    hyperparameters = ("mu_epsilon", "sigma_alpha", "sigma_beta", "mu_sigma", "tau_sigma")
-    priors = {
-        "mu_epsilon": ("normal", 0.0, 5.0),
-        "sigma_epsilon": ("exponential", 1.0),
-        "sigma_alpha": ("exponential", 1.0),
-        "sigma_beta": ("exponential", 1.0),
-        "mu_sigma": ("normal", -1.0, 1.0),
-        "tau_sigma": ("exponential", 2.0),
-    }
-    defaults = {
-        "n_genes": 5,
-        "sgrnas_per_gene": 3,
-        "n_cell_lines": 20,
-        "n_replicates": 1,
-        "missing_fraction": 0.0,
-        "mu_epsilon": -0.5,
-        "sigma_epsilon": 1.0,
-        "sigma_alpha": 0.5,
-        "sigma_beta": 0.5,
-        "mu_sigma": float(np.log(0.3)),
-        "tau_sigma": 0.5,
-        "epsilon_g": None,
-        "alpha_s": None,
-        "beta_c": None,
-        "sigma_c": None,
-    }
+    record = ModelRecord(
+        name="model_c",
+        title="Model 5 with cell-line noise scales, pooled on the log scale",
+        template="model_c.stan.j2",
+        within_chain=True,
+        # Every guide and cell line has many observations (15-20 in the tests,
+        # hundreds in DepMap), so their effects and noise scales are data-bound and
+        # the centered program samples them better: on the test simulation it ran
+        # without divergences in a third of the time, where the non-centered one
+        # had 9 divergences at adapt_delta 0.8.
+        recommended="centered",
+        required=("gene", "cell_line", "sgrna", "logfc"),
+        group_parameters=("alpha_s", "beta_c", "sigma_c"),
+        hyperparameters=("mu_epsilon", "sigma_alpha", "sigma_beta", "mu_sigma", "tau_sigma"),
+        priors={
+            "mu_epsilon": ("normal", 0.0, 5.0),
+            "sigma_epsilon": ("exponential", 1.0),
+            "sigma_alpha": ("exponential", 1.0),
+            "sigma_beta": ("exponential", 1.0),
+            "mu_sigma": ("normal", -1.0, 1.0),
+            "tau_sigma": ("exponential", 2.0),
+        },
+        defaults={
+            "n_genes": 5,
+            "sgrnas_per_gene": 3,
+            "n_cell_lines": 20,
+            "n_replicates": 1,
+            "missing_fraction": 0.0,
+            "mu_epsilon": -0.5,
+            "sigma_epsilon": 1.0,
+            "sigma_alpha": 0.5,
+            "sigma_beta": 0.5,
+            "mu_sigma": float(np.log(0.3)),
+            "tau_sigma": 0.5,
+            "epsilon_g": None,
+            "alpha_s": None,
+            "beta_c": None,
+            "sigma_c": None,
+        },
+        effects=(shared.GENE_EFFECT, shared.GUIDE_EFFECT, shared.CELL_LINE_EFFECT, Effect("log_sigma_c", ("cell_line",))),
+        variables={"sigma_c": ("cell_line",)},
+        gene_effects=("epsilon_g",),
+        results=("alpha_s", "beta_c", "sigma_c"),
+        sbc={"n_cell_lines": 4, "sgrnas_per_gene": [1, 2, 3]},
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            limits.NO_GENE_BY_CELL_LINE,
+            limits.zero_sum("The cell-line intercepts beta_c", "sigma_beta"),
+            "With few cell lines (4 in the SBC design) each line's noise scale sigma_c is barely identified "
+            "and fits diverge often (191 of 200 SBC fits, non-centered).",
+        ),
+    )
 
-    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
-        data, coords = guide_structure(frame)
-        return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
+        data, coords = shared.guide_structure(frame)
+        return data, coords
 
     def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:
         # Genes, guides and the cell lines' log noise scales drawn from the
@@ -95,12 +98,12 @@ class ModelC(Model):
         """
         s = self.settings(overrides)
         rng = np.random.default_rng(seed)
-        per_gene = _per_gene(s["sgrnas_per_gene"], int(s["n_genes"]))
+        per_gene = shared.guides_per_gene(s["sgrnas_per_gene"], int(s["n_genes"]))
         n_cells = int(s["n_cell_lines"])
-        frame, sgrna_gene, si, ci = _design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
-        epsilon_g = draw_effect(rng, s["epsilon_g"], len(per_gene), "epsilon_g", s["mu_epsilon"], s["sigma_epsilon"])
-        alpha_s = draw_effect(rng, s["alpha_s"], sgrna_gene.size, "alpha_s", epsilon_g[sgrna_gene], s["sigma_alpha"])
-        beta_c = draw_effect(rng, s["beta_c"], n_cells, "beta_c", 0.0, s["sigma_beta"])
+        frame, sgrna_gene, si, ci = shared.guide_design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
+        epsilon_g = shared.draw_effect(rng, s["epsilon_g"], len(per_gene), "epsilon_g", s["mu_epsilon"], s["sigma_epsilon"])
+        alpha_s = shared.draw_effect(rng, s["alpha_s"], sgrna_gene.size, "alpha_s", epsilon_g[sgrna_gene], s["sigma_alpha"])
+        beta_c = shared.draw_effect(rng, s["beta_c"], n_cells, "beta_c", 0.0, s["sigma_beta"])
         sigma_c = as_array(s["sigma_c"], n_cells, "sigma_c")
         if sigma_c is None:
             sigma_c = np.exp(rng.normal(s["mu_sigma"], s["tau_sigma"], n_cells))
@@ -121,10 +124,3 @@ class ModelC(Model):
         }
         generating = {**s, "epsilon_g": epsilon_g, "alpha_s": alpha_s, "beta_c": beta_c, "sigma_c": sigma_c}
         return Simulation(data=frame, truth=truth, generating=generating)
-
-
-def _per_gene(value: Any, n_genes: int) -> list[int]:
-    """Guides per gene from one count or a list of counts (then ``n_genes`` is ignored)."""
-    if np.ndim(value) == 0:
-        return [int(value)] * n_genes
-    return [int(k) for k in value]

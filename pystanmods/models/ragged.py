@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any
 
@@ -10,25 +11,14 @@ import pandas as pd
 
 from pystanmods.data import DataError, numeric_column
 from pystanmods.data.transform import centre_within_cell_line
-from pystanmods.models.base import Model, Simulation, as_array, draw_from
-from pystanmods.models.guides import GUIDE_DIMS, _design, guide_structure
-from pystanmods.models.noise import _per_gene, draw_effect
+from pystanmods.models.base import Model, Simulation, as_array, draw_from, register
+from pystanmods.models import limitations as limits
+from pystanmods.models.record import Effect, ModelRecord, UnitRule
+from pystanmods.models import shared
 
 #: Scale of Model B's "no effect" mixture component: a mutation that moves a
 #: gene's logFC by less than about 0.1 does not change a screen's call.
 TAU_ZETA = 0.05
-
-
-def _one_value_per_pair(frame: pd.DataFrame, column: str) -> None:
-    """Raise unless ``column`` takes one value per gene x cell line."""
-    varying = frame.groupby(["gene", "cell_line"], sort=False)[column].nunique() > 1
-    if varying.any():
-        pairs = varying[varying].index
-        rows = int(frame.set_index(["gene", "cell_line"]).index.isin(pairs).sum())
-        raise DataError(
-            f"column '{column}' takes more than one value within gene x cell_line {pairs[0]!r} "
-            f"({len(pairs)} such pairs, {rows} rows); it is a property of the gene in the cell line"
-        )
 
 
 def mutation_slots(gene: pd.Series, is_mutated: np.ndarray, gene_labels: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -53,6 +43,7 @@ def mutation_slots(gene: pd.Series, is_mutated: np.ndarray, gene_labels: list[st
     return slots, informative
 
 
+@register
 class ModelA(Model):
     """Ragged sgRNA x cell-line data with RNA and copy-number covariates.
 
@@ -77,84 +68,98 @@ class ModelA(Model):
         compiled program serves both. Pass the instance to :func:`pystanmods.fit`.
     """
 
-    name = "model_a"
-    title = "ragged guides in genes, cell-line intercepts, RNA and copy-number slopes"
-    template = "model_a.stan.j2"
-    within_chain = True
-    template_vars = {"mutation": False}
-    # The guides' copy-number slopes kappa_s are barely informed by their own
-    # data (a slope over a covariate with sd about 0.5, from a few cell lines
-    # per guide) and pooled tightly (sigma_kappa about 0.05): a funnel. On the
-    # test simulation the centered program had 202 divergences and R-hat 1.14
-    # for sigma_kappa; the non-centered one had none and R-hat 1.006.
-    recommended = "noncentered"
-    required = ("gene", "cell_line", "sgrna", "rna", "log2_copy_number", "logfc")
-    variable_dims = {
-        **GUIDE_DIMS,
-        "delta_g": ("gene",),
-        "delta_g_z": ("gene",),
-        "eta_g": ("gene",),
-        "eta_g_z": ("gene",),
-        "kappa_s": ("sgrna",),
-        "kappa_s_z": ("sgrna",),
-    }
-    group_parameters = ("alpha_s", "beta_c", "delta_g", "kappa_s")
-    hyperparameters = ("mu_epsilon", "sigma_alpha", "sigma_beta", "mu_delta", "mu_eta", "sigma")
-    priors = {
-        "mu_epsilon": ("normal", 0.0, 5.0),
-        "sigma_epsilon": ("exponential", 1.0),
-        "sigma_alpha": ("exponential", 1.0),
-        "sigma_beta": ("exponential", 1.0),
-        "mu_delta": ("normal", 0.0, 1.0),
-        "sigma_delta": ("exponential", 1.0),
-        "mu_eta": ("normal", 0.0, 1.0),
-        "sigma_eta": ("exponential", 2.0),
-        "sigma_kappa": ("exponential", 2.0),
-        "sigma": ("exponential", 1.0),
-    }
-    defaults = {
-        "n_genes": 8,
-        "sgrnas_per_gene": 3,
-        "n_cell_lines": 12,
-        "n_replicates": 1,
-        "missing_fraction": 0.2,
-        "mu_epsilon": -0.5,
-        "sigma_epsilon": 1.0,
-        "sigma_alpha": 0.3,
-        "sigma_beta": 0.5,
-        "mu_delta": -0.3,
-        "sigma_delta": 0.3,
-        "mu_eta": -0.2,
-        "sigma_eta": 0.1,
-        "sigma_kappa": 0.05,
-        "sigma": 0.3,
-        # RNA is z-scored per gene; rna_cell_line_sd adds a shift per cell line
-        # (the seed's "cell lines that tend to have higher RNA expression").
-        "rna_cell_line_sd": 0.0,
-        "cn_sd": 0.5,  # sd of log2 relative copy number per gene x cell line
-        "epsilon_g": None,
-        "alpha_s": None,
-        "beta_c": None,
-        "delta_g": None,
-        "eta_g": None,
-        "kappa_s": None,
-    }
+    record = ModelRecord(
+        name="model_a",
+        title="ragged guides in genes, cell-line intercepts, RNA and copy-number slopes",
+        template="model_a.stan.j2",
+        within_chain=True,
+        template_vars={"mutation": False},
+        # The guides' copy-number slopes kappa_s are barely informed by their own
+        # data (a slope over a covariate with sd about 0.5, from a few cell lines
+        # per guide) and pooled tightly (sigma_kappa about 0.05): a funnel. On the
+        # test simulation the centered program had 202 divergences and R-hat 1.14
+        # for sigma_kappa; the non-centered one had none and R-hat 1.006.
+        recommended="noncentered",
+        required=("gene", "cell_line", "sgrna", "rna", "log2_copy_number", "logfc"),
+        group_parameters=("alpha_s", "beta_c", "delta_g", "kappa_s"),
+        hyperparameters=("mu_epsilon", "sigma_alpha", "sigma_beta", "mu_delta", "mu_eta", "sigma"),
+        priors={
+            "mu_epsilon": ("normal", 0.0, 5.0),
+            "sigma_epsilon": ("exponential", 1.0),
+            "sigma_alpha": ("exponential", 1.0),
+            "sigma_beta": ("exponential", 1.0),
+            "mu_delta": ("normal", 0.0, 1.0),
+            "sigma_delta": ("exponential", 1.0),
+            "mu_eta": ("normal", 0.0, 1.0),
+            "sigma_eta": ("exponential", 2.0),
+            "sigma_kappa": ("exponential", 2.0),
+            "sigma": ("exponential", 1.0),
+        },
+        defaults={
+            "n_genes": 8,
+            "sgrnas_per_gene": 3,
+            "n_cell_lines": 12,
+            "n_replicates": 1,
+            "missing_fraction": 0.2,
+            "mu_epsilon": -0.5,
+            "sigma_epsilon": 1.0,
+            "sigma_alpha": 0.3,
+            "sigma_beta": 0.5,
+            "mu_delta": -0.3,
+            "sigma_delta": 0.3,
+            "mu_eta": -0.2,
+            "sigma_eta": 0.1,
+            "sigma_kappa": 0.05,
+            "sigma": 0.3,
+            # RNA is z-scored per gene; rna_cell_line_sd adds a shift per cell line
+            # (the seed's "cell lines that tend to have higher RNA expression").
+            "rna_cell_line_sd": 0.0,
+            "cn_sd": 0.5,  # sd of log2 relative copy number per gene x cell line
+            "epsilon_g": None,
+            "alpha_s": None,
+            "beta_c": None,
+            "delta_g": None,
+            "eta_g": None,
+            "kappa_s": None,
+        },
+        unit_rules=(UnitRule("rna"),),
+        effects=(
+            shared.GENE_EFFECT,
+            shared.GUIDE_EFFECT,
+            shared.CELL_LINE_EFFECT,
+            Effect("delta_g", ("gene",)),
+            Effect("eta_g", ("gene",)),
+            Effect("kappa_s", ("sgrna",)),
+        ),
+        gene_effects=("epsilon_g",),
+        slopes=("delta_g", "kappa_s"),
+        results=("alpha_s", "beta_c", "eta_g"),
+        # Ragged, as the model is meant for, but lightly: a guide that loses all
+        # 5 of its cell lines changes the simulation's shape and fails its fit.
+        # At 0.05 that has probability about 2e-6 per simulation (6e-5 at 0.1).
+        sbc={"n_cell_lines": 5, "sgrnas_per_gene": [1, 2, 3], "missing_fraction": 0.05},
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            limits.NO_GENE_BY_CELL_LINE,
+            limits.zero_sum("The cell-line intercepts beta_c", "sigma_beta"),
+            "RNA and copy-number slopes are linear and the same in every cell line.",
+        ),
+    )
 
     def __init__(self, centre_rna: bool = False) -> None:
         self.centre_rna = bool(centre_rna)
 
     def _covariates(self, frame: pd.DataFrame, data: dict[str, Any]) -> None:
-        _one_value_per_pair(frame, "rna")
         rna = numeric_column(frame, "rna")
         if self.centre_rna:
             rna = centre_within_cell_line(frame.assign(rna=rna)).to_numpy(dtype=float)
         data["rna"] = rna
         data["copy_number"] = numeric_column(frame, "log2_copy_number")
 
-    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
-        data, coords = guide_structure(frame)
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
+        data, coords = shared.guide_structure(frame)
         self._covariates(frame, data)
-        return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+        return data, coords
 
     # ---------------------------------------------------------- simulation
     def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:
@@ -169,16 +174,16 @@ class ModelA(Model):
 
     def _simulate_a(self, s: dict[str, Any], rng: np.random.Generator) -> tuple[pd.DataFrame, dict, dict, dict]:
         """The Model A part of a simulation: frame, linear predictor pieces, truth and draws."""
-        per_gene = _per_gene(s["sgrnas_per_gene"], int(s["n_genes"]))
+        per_gene = shared.guides_per_gene(s["sgrnas_per_gene"], int(s["n_genes"]))
         n_genes, n_cells = len(per_gene), int(s["n_cell_lines"])
-        frame, sgrna_gene, si, ci = _design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
+        frame, sgrna_gene, si, ci = shared.guide_design(rng, per_gene, n_cells, int(s["n_replicates"]), float(s["missing_fraction"]))
         n_sgrnas = sgrna_gene.size
-        epsilon_g = draw_effect(rng, s["epsilon_g"], n_genes, "epsilon_g", s["mu_epsilon"], s["sigma_epsilon"])
-        alpha_s = draw_effect(rng, s["alpha_s"], n_sgrnas, "alpha_s", epsilon_g[sgrna_gene], s["sigma_alpha"])
-        beta_c = draw_effect(rng, s["beta_c"], n_cells, "beta_c", 0.0, s["sigma_beta"])
-        delta_g = draw_effect(rng, s["delta_g"], n_genes, "delta_g", s["mu_delta"], s["sigma_delta"])
-        eta_g = draw_effect(rng, s["eta_g"], n_genes, "eta_g", s["mu_eta"], s["sigma_eta"])
-        kappa_s = draw_effect(rng, s["kappa_s"], n_sgrnas, "kappa_s", eta_g[sgrna_gene], s["sigma_kappa"])
+        epsilon_g = shared.draw_effect(rng, s["epsilon_g"], n_genes, "epsilon_g", s["mu_epsilon"], s["sigma_epsilon"])
+        alpha_s = shared.draw_effect(rng, s["alpha_s"], n_sgrnas, "alpha_s", epsilon_g[sgrna_gene], s["sigma_alpha"])
+        beta_c = shared.draw_effect(rng, s["beta_c"], n_cells, "beta_c", 0.0, s["sigma_beta"])
+        delta_g = shared.draw_effect(rng, s["delta_g"], n_genes, "delta_g", s["mu_delta"], s["sigma_delta"])
+        eta_g = shared.draw_effect(rng, s["eta_g"], n_genes, "eta_g", s["mu_eta"], s["sigma_eta"])
+        kappa_s = shared.draw_effect(rng, s["kappa_s"], n_sgrnas, "kappa_s", eta_g[sgrna_gene], s["sigma_kappa"])
         # One RNA and one copy-number value per gene x cell line, shared by its guides.
         rna_gc = rng.normal(0, 1, (n_genes, n_cells)) + rng.normal(0, s["rna_cell_line_sd"], n_cells)
         cn_gc = rng.normal(0, s["cn_sd"], (n_genes, n_cells))
@@ -216,6 +221,7 @@ class ModelA(Model):
         return Simulation(data=frame, truth=truth, generating=generating)
 
 
+@register
 class ModelB(ModelA):
     """Model A plus a gene mutation covariate with a two-component mixture effect.
 
@@ -237,6 +243,29 @@ class ModelB(ModelA):
     Identification: as Model A. There is no label switching: the components
     differ by construction (``sigma_zeta > tau_zeta``, ``tau_zeta`` fixed).
 
+    Sensitivity (``benchmarks/model_b_sensitivity.py``, the test simulation:
+    12 genes x 12 cell lines, 11 with a mutation effect slot, 6 of them
+    shifted by 0.8-1.5 and 5 not; 4 chains x 1000 draws, no divergences,
+    R-hat <= 1.011). Posterior mean of ``p_matters_g`` by ``tau_zeta``:
+
+    ========  ==========================  ==========================
+    tau_zeta  genes whose mutation        genes whose mutation
+              shifts logFC (6)            does nothing (5)
+    ========  ==========================  ==========================
+    0.025     1.00 each                   0.09-0.18
+    0.05      1.00 each                   0.11-0.16
+    0.1       1.00 each                   0.13-0.16
+    0.2       0.99-1.00                   0.18-0.21
+    ========  ==========================  ==========================
+
+    Effects of 0.8 or more are called "matters" whatever ``tau_zeta``; a
+    gene without an effect never gets near 0, and its probability rises with
+    ``tau_zeta`` (the two components become harder to tell apart, and the
+    probability moves toward the prior's omega, mean 2/7). So P(mutation
+    matters) of a null gene is set by ``tau_zeta`` and the prior, not by the
+    data. The sensitivity to the ``sigma_zeta`` prior was not measured (the
+    prior is written in the program; changing it means editing the template).
+
     Parameters
     ----------
     centre_rna : bool
@@ -245,40 +274,53 @@ class ModelB(ModelA):
         Scale of the "no effect" component, passed as data.
     """
 
-    name = "model_b"
-    title = "Model A plus a mutation effect from a no-effect/effect mixture"
-    template = "model_a.stan.j2"
-    template_vars = {"mutation": True}
-    required = ("gene", "cell_line", "sgrna", "rna", "log2_copy_number", "is_mutated", "logfc")
-    variable_dims = {
-        **ModelA.variable_dims,
-        "zeta_g": ("mutated_gene",),
-        "p_matters_g": ("mutated_gene",),
-    }
-    hyperparameters = ModelA.hyperparameters
-    #: As Model A, plus the mixture's weight and wide scale. sigma_zeta is
-    #: declared ``<lower=tau_zeta>``, so its lognormal is truncated there
-    #: (:meth:`draw_prior`); tau_zeta itself is data, not a parameter.
-    priors = {
-        **ModelA.priors,
-        "omega": ("beta", 2.0, 5.0),
-        "sigma_zeta": ("lognormal", float(np.log(0.75)), 0.5),
-    }
-    defaults = {
-        **ModelA.defaults,
-        "n_genes": 12,
-        "mutation_frequency": 0.3,  # per cell line; one value or one per gene
-        "omega": 0.5,
-        "sigma_zeta": 1.0,
-        "tau_zeta": TAU_ZETA,
-        "matters": None,  # one bool per gene; default drawn with probability omega
-        "zeta_g": None,  # one value per gene (all genes, informative or not)
-        # False: genes mutated in none or all of their cell lines get no
-        # mutation effect, the program's fixed zero (slot M + 1). True: they
-        # keep the drawn zeta_g, which for a gene mutated everywhere then
-        # moves its intercept, so its epsilon_g is no longer a prior draw.
-        "zeta_where_uninformative": True,
-    }
+    record = dataclasses.replace(
+        ModelA.record,
+        name="model_b",
+        title="Model A plus a mutation effect from a no-effect/effect mixture",
+        template_vars={"mutation": True},
+        required=("gene", "cell_line", "sgrna", "rna", "log2_copy_number", "is_mutated", "logfc"),
+        unit_rules=(UnitRule("rna"), UnitRule("is_mutated")),
+        variables={"zeta_g": ("mutated_gene",), "p_matters_g": ("mutated_gene",)},
+        results=(*ModelA.record.results, "zeta_g", "p_matters_g"),
+        #: As Model A, plus the mixture's weight and wide scale. sigma_zeta is
+        #: declared ``<lower=tau_zeta>``, so its lognormal is truncated there
+        #: (:meth:`draw_prior`); tau_zeta itself is data, not a parameter.
+        priors={
+            **ModelA.record.priors,
+            "omega": ("beta", 2.0, 5.0),
+            "sigma_zeta": ("lognormal", float(np.log(0.75)), 0.5),
+        },
+        defaults={
+            **ModelA.record.defaults,
+            "n_genes": 12,
+            "mutation_frequency": 0.3,  # per cell line; one value or one per gene
+            "omega": 0.5,
+            "sigma_zeta": 1.0,
+            "tau_zeta": TAU_ZETA,
+            "matters": None,  # one bool per gene; default drawn with probability omega
+            "zeta_g": None,  # one value per gene (all genes, informative or not)
+            # False: genes mutated in none or all of their cell lines get no
+            # mutation effect, the program's fixed zero (slot M + 1). True: they
+            # keep the drawn zeta_g, which for a gene mutated everywhere then
+            # moves its intercept, so its epsilon_g is no longer a prior draw.
+            "zeta_where_uninformative": True,
+        },
+        # At mutation frequency 0.5 a gene is mutated in some but not all of its
+        # 5 cell lines with probability 0.94, so nearly every simulation has
+        # zeta_g for 3-4 genes and the mixture's omega and sigma_zeta are tested.
+        sbc={"n_cell_lines": 5, "sgrnas_per_gene": [1, 2, 2, 3], "missing_fraction": 0.05, "mutation_frequency": 0.5},
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            limits.NO_GENE_BY_CELL_LINE,
+            limits.zero_sum("The cell-line intercepts beta_c", "sigma_beta"),
+            "P(mutation matters) depends on the fixed scale of the no-effect component (tau_zeta = 0.05 by "
+            "default; data, not estimated) and on the prior sigma_zeta ~ lognormal(log(0.75), 0.5), not only "
+            "on the data: a small mutation effect is called 'matters' or not largely by those choices. Report "
+            "it with the tau_zeta used, and refit with another to see how much it moves.",
+            "Genes mutated in none or all of their cell lines get no mutation effect (it is not identified).",
+        ),
+    )
 
     def __init__(self, centre_rna: bool = False, tau_zeta: float = TAU_ZETA) -> None:
         super().__init__(centre_rna)
@@ -286,8 +328,8 @@ class ModelB(ModelA):
             raise ValueError(f"tau_zeta must be positive, got {tau_zeta}")
         self.tau_zeta = float(tau_zeta)
 
-    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
-        data, coords = guide_structure(frame)
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
+        data, coords = shared.guide_structure(frame)
         self._covariates(frame, data)
         mutated = numeric_column(frame, "is_mutated")
         bad = ~np.isin(mutated, (0.0, 1.0))
@@ -296,7 +338,6 @@ class ModelB(ModelA):
                 f"column 'is_mutated' must be 0/1 or True/False; {int(bad.sum())} of {len(mutated)} rows "
                 f"have other values, e.g. {mutated[bad][0]!r}"
             )
-        _one_value_per_pair(frame, "is_mutated")
         slots, informative = mutation_slots(frame["gene"].astype(str), mutated, coords["gene"])
         left_out = len(coords["gene"]) - len(informative)
         if left_out:
@@ -312,7 +353,7 @@ class ModelB(ModelA):
             tau_zeta=self.tau_zeta,
         )
         coords["mutated_gene"] = informative
-        return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+        return data, coords
 
     def draw_prior(self, rng: np.random.Generator, prior_scale: float = 1.0) -> dict[str, float]:
         """As :meth:`Model.draw_prior`, with ``sigma_zeta`` truncated below at

@@ -8,9 +8,12 @@ import numpy as np
 import pandas as pd
 
 from pystanmods.data import encode, label_column, numeric_column
-from pystanmods.models.base import Model, Simulation, as_array, labels, require_single
+from pystanmods.models.base import Model, Simulation, as_array, labels, register, require_single
+from pystanmods.models import limitations as limits
+from pystanmods.models.record import Effect, ModelRecord
 
 
+@register
 class Model1(Model):
     """One gene: ``logfc ~ N(alpha + beta * rna, sigma)``.
 
@@ -19,23 +22,31 @@ class Model1(Model):
     (``stan/model1.stan``).
     """
 
-    name = "model1"
-    title = "one gene, RNA expression covariate"
-    template = "model1.stan.j2"
-    hierarchical = False
-    required = ("rna", "logfc")
-    optional = ("gene", "cell_line")
-    recommended = "centered"
-    adapt_delta = None  # Stan's default 0.8: a regression with no group level
-    hyperparameters = ("alpha", "beta", "sigma")
-    priors = {"alpha": ("normal", 0.0, 10.0), "beta": ("normal", 0.0, 1.0), "sigma": ("halfnormal", 5.0)}
-    defaults = {"n_cell_lines": 20, "alpha": 0.5, "beta": -1.0, "sigma": 0.3}
+    record = ModelRecord(
+        name="model1",
+        title="one gene, RNA expression covariate",
+        template="model1.stan.j2",
+        hierarchical=False,
+        required=("rna", "logfc"),
+        optional=("gene", "cell_line"),
+        recommended="centered",
+        adapt_delta=None,  # Stan's default 0.8: a regression with no group level
+        hyperparameters=("alpha", "beta", "sigma"),
+        priors={"alpha": ("normal", 0.0, 10.0), "beta": ("normal", 0.0, 1.0), "sigma": ("halfnormal", 5.0)},
+        defaults={"n_cell_lines": 20, "alpha": 0.5, "beta": -1.0, "sigma": 0.3},
+        sbc={},
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            "One gene: cell lines are independent draws around alpha + beta * rna; replicates of a cell line "
+            "should be averaged first (or use Model 3), or the interval for beta is too narrow.",
+        ),
+    )
 
-    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
         require_single(frame, "gene", self.name)
         rna = numeric_column(frame, "rna")
         logfc = numeric_column(frame, "logfc")
-        return {"N": len(frame), "rna": rna, "logfc": logfc}, {}, {}
+        return {"N": len(frame), "rna": rna, "logfc": logfc}, {}
 
     def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
         s = self.settings(overrides)
@@ -50,6 +61,7 @@ class Model1(Model):
         return Simulation(data=data, truth=truth, generating=dict(s))
 
 
+@register
 class Model2(Model):
     """Many genes with partially pooled intercepts and RNA slopes.
 
@@ -57,37 +69,48 @@ class Model2(Model):
     with the priors of the seed's code cell. Every parameter is identified.
     """
 
-    name = "model2"
-    title = "many genes, partial pooling of intercepts and RNA slopes"
-    template = "model2.stan.j2"
-    #: 30 cell lines inform each gene's intercept and slope: data-rich groups,
-    #: which the centered program samples with 3-4x the ESS per second.
-    recommended = "centered"
-    required = ("gene", "rna", "logfc")
-    optional = ("cell_line",)
-    variable_dims = {"alpha_g": ("gene",), "beta_g": ("gene",), "alpha_g_z": ("gene",), "beta_g_z": ("gene",)}
-    group_parameters = ("alpha_g", "beta_g")
-    hyperparameters = ("mu_alpha", "sigma_alpha", "mu_beta", "sigma_beta", "sigma")
-    priors = {
-        "mu_alpha": ("normal", 0.0, 5.0),
-        "sigma_alpha": ("halfnormal", 5.0),
-        "mu_beta": ("normal", 0.0, 2.0),
-        "sigma_beta": ("halfnormal", 2.0),
-        "sigma": ("halfnormal", 5.0),
-    }
-    defaults = {
-        "n_cell_lines": 30,
-        "n_genes": 5,
-        "mu_alpha": -1.0,
-        "sigma_alpha": 1.0,
-        "mu_beta": -1.0,
-        "sigma_beta": 2.0,
-        "sigma": 0.5,
-        "alpha_g": None,
-        "beta_g": None,
-    }
+    record = ModelRecord(
+        name="model2",
+        title="many genes, partial pooling of intercepts and RNA slopes",
+        template="model2.stan.j2",
+        #: 30 cell lines inform each gene's intercept and slope: data-rich groups,
+        #: which the centered program samples with 3-4x the ESS per second.
+        recommended="centered",
+        required=("gene", "rna", "logfc"),
+        optional=("cell_line",),
+        effects=(Effect("alpha_g", ("gene",)), Effect("beta_g", ("gene",))),
+        gene_effects=("alpha_g",),
+        slopes=("beta_g",),
+        group_parameters=("alpha_g", "beta_g"),
+        hyperparameters=("mu_alpha", "sigma_alpha", "mu_beta", "sigma_beta", "sigma"),
+        priors={
+            "mu_alpha": ("normal", 0.0, 5.0),
+            "sigma_alpha": ("halfnormal", 5.0),
+            "mu_beta": ("normal", 0.0, 2.0),
+            "sigma_beta": ("halfnormal", 2.0),
+            "sigma": ("halfnormal", 5.0),
+        },
+        defaults={
+            "n_cell_lines": 30,
+            "n_genes": 5,
+            "mu_alpha": -1.0,
+            "sigma_alpha": 1.0,
+            "mu_beta": -1.0,
+            "sigma_beta": 2.0,
+            "sigma": 0.5,
+            "alpha_g": None,
+            "beta_g": None,
+        },
+        sbc={"n_genes": 3, "n_cell_lines": 10},
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            "No cell-line intercept and no gene x cell-line term: one row per gene x cell line is assumed; "
+            "replicates of a gene in a cell line would be counted as independent and narrow the intervals "
+            "(use Model 3 or 4).",
+        ),
+    )
 
-    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
         gene = encode(label_column(frame, "gene"))
         data = {
             "N": len(frame),
@@ -96,7 +119,7 @@ class Model2(Model):
             "rna": numeric_column(frame, "rna"),
             "logfc": numeric_column(frame, "logfc"),
         }
-        return data, {"gene": gene.labels}, {k: list(v) for k, v in self.variable_dims.items()}
+        return data, {"gene": gene.labels}
 
     def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
         s = self.settings(overrides)

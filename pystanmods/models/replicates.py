@@ -7,10 +7,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pystanmods.data import DataError, encode, label_column, numeric_column
-from pystanmods.models.base import Model, Simulation, as_array, labels
+from pystanmods.data import encode, label_column, numeric_column
+from pystanmods.models.base import Model, Simulation, as_array, labels, register
+from pystanmods.models import limitations as limits
+from pystanmods.models.record import Effect, ModelRecord, UnitRule
 
 
+@register
 class Model3(Model):
     """Replicate logFC per gene x cell line, RNA one level up.
 
@@ -24,64 +27,75 @@ class Model3(Model):
     within-unit sum of squares are sufficient) and draws it from its exact
     conditional posterior in generated quantities: sampled directly, theta
     formed a funnel per gene that neither parameterization could sample.
+
+    Two pointwise log-likelihoods: ``log_lik`` per row, conditional on the
+    drawn theta, and ``log_lik_unit`` (posterior group, dim ``unit``) per
+    gene x cell-line unit with theta integrated out, which
+    :func:`pystanmods.compare` uses to leave whole units out.
     """
 
-    name = "model3"
-    title = "replicates of a latent gene x cell-line effect, RNA one level up"
-    template = "model3.stan.j2"
-    #: With theta integrated out, only gamma_g and delta_g are group effects,
-    #: each informed by 20 cell lines: centered has twice the ESS in a fifth of the time.
-    recommended = "centered"
-    required = ("gene", "cell_line", "rna", "logfc")
-    variable_dims = {
-        "gamma_g": ("gene",),
-        "delta_g": ("gene",),
-        "sigma_g": ("gene",),
-        "gamma_g_z": ("gene",),
-        "delta_g_z": ("gene",),
-        "theta": ("unit",),
-        "mu_theta": ("unit",),
-    }
-    group_parameters = ("gamma_g", "delta_g", "theta")
-    hyperparameters = ("mu_gamma", "sigma_gamma", "mu_delta", "sigma_delta", "tau_sigma", "sigma")
-    priors = {
-        "mu_gamma": ("normal", 0.0, 5.0),
-        "sigma_gamma": ("exponential", 1.0),
-        "mu_delta": ("normal", 0.0, 5.0),
-        "sigma_delta": ("exponential", 1.0),
-        "tau_sigma": ("exponential", 1.0),
-        "sigma": ("exponential", 1.0),
-    }
-    defaults = {
-        "n_cell_lines": 20,
-        "n_replicates": 3,
-        "n_genes": 5,
-        "mu_gamma": -1.0,
-        "sigma_gamma": 0.4,
-        "mu_delta": 0.0,
-        "sigma_delta": 1.0,
-        "tau_sigma": 0.4,
-        "sigma": 0.3,
-        "gamma_g": None,
-        "delta_g": None,
-        "sigma_g": None,
-    }
+    record = ModelRecord(
+        name="model3",
+        title="replicates of a latent gene x cell-line effect, RNA one level up",
+        template="model3.stan.j2",
+        #: With theta integrated out, only gamma_g and delta_g are group effects,
+        #: each informed by 20 cell lines: centered has twice the ESS in a fifth of the time.
+        recommended="centered",
+        required=("gene", "cell_line", "rna", "logfc"),
+        unit_rules=(UnitRule("rna"),),
+        effects=(Effect("gamma_g", ("gene",)), Effect("delta_g", ("gene",))),
+        variables={
+            "sigma_g": ("gene",),
+            "theta": ("unit",),
+            "mu_theta": ("unit",),
+            # Leave-one-unit-out log-likelihood (theta integrated out); compare() uses it.
+            "log_lik_unit": ("unit",),
+        },
+        gene_effects=("gamma_g",),
+        slopes=("delta_g",),
+        results=("sigma_g", "theta"),
+        group_parameters=("gamma_g", "delta_g", "theta"),
+        hyperparameters=("mu_gamma", "sigma_gamma", "mu_delta", "sigma_delta", "tau_sigma", "sigma"),
+        priors={
+            "mu_gamma": ("normal", 0.0, 5.0),
+            "sigma_gamma": ("exponential", 1.0),
+            "mu_delta": ("normal", 0.0, 5.0),
+            "sigma_delta": ("exponential", 1.0),
+            "tau_sigma": ("exponential", 1.0),
+            "sigma": ("exponential", 1.0),
+        },
+        defaults={
+            "n_cell_lines": 20,
+            "n_replicates": 3,
+            "n_genes": 5,
+            "mu_gamma": -1.0,
+            "sigma_gamma": 0.4,
+            "mu_delta": 0.0,
+            "sigma_delta": 1.0,
+            "tau_sigma": 0.4,
+            "sigma": 0.3,
+            "gamma_g": None,
+            "delta_g": None,
+            "sigma_g": None,
+        },
+        sbc={"n_genes": 2, "n_cell_lines": 4, "n_replicates": 2},
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            "No cell-line intercept: a cell line's overall shift (screen quality, growth rate) goes into the "
+            "gene x cell-line effects theta, whose sd sigma_g then grows; centre logFC within cell lines first "
+            "if the lines differ.",
+            "RNA must be constant within a gene x cell-line unit (it is checked).",
+        ),
+    )
 
-    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
         gene_labels = label_column(frame, "gene")
         cell_labels = label_column(frame, "cell_line")
         gene = encode(gene_labels)
         rna = numeric_column(frame, "rna")
         units = pd.DataFrame({"gene": gene_labels.to_numpy(), "cell_line": cell_labels.to_numpy(), "rna": rna})
-        spread = units.groupby(["gene", "cell_line"], sort=True)["rna"].agg(["min", "max", "size"])
-        varying = spread[spread["max"] - spread["min"] > 1e-12 * (1 + spread["max"].abs())]
-        if len(varying):
-            g, c = varying.index[0]
-            raise DataError(
-                f"column 'rna' varies within gene x cell line, which {self.name} measures once per unit: "
-                f"{len(varying)} unit(s) over {int(varying['size'].sum())} rows, e.g. gene {g!r} in "
-                f"cell line {c!r} (rna {varying['min'].iloc[0]:.4g} to {varying['max'].iloc[0]:.4g})"
-            )
+        # One rna per unit is the record's unit rule, checked by prepare().
+        spread = units.groupby(["gene", "cell_line"], sort=True)["rna"].agg(["min", "size"])
         unit_labels = [f"{g}|{c}" for g, c in spread.index]
         unit_lookup = {key: i for i, key in enumerate(spread.index, start=1)}
         unit = np.array([unit_lookup[key] for key in zip(units["gene"], units["cell_line"])], dtype=int)
@@ -96,7 +110,7 @@ class Model3(Model):
             "logfc": numeric_column(frame, "logfc"),
         }
         coords = {"gene": gene.labels, "unit": unit_labels}
-        return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+        return data, coords
 
     def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
         s = self.settings(overrides)

@@ -8,9 +8,12 @@ import numpy as np
 import pandas as pd
 
 from pystanmods.data import encode, label_column, numeric_column
-from pystanmods.models.base import Model, Simulation, as_array, labels
+from pystanmods.models.base import Model, Simulation, as_array, labels, register
+from pystanmods.models import limitations as limits
+from pystanmods.models.record import Effect, ModelRecord, UnitRule
 
 
+@register
 class Model4(Model):
     """``logfc ~ N(alpha_g + gamma_c + beta_g * rna, sigma)`` with replicates.
 
@@ -24,49 +27,57 @@ class Model4(Model):
     its sample mean and that mean added to ``alpha_g`` and ``mu_alpha``.
     """
 
-    name = "model4"
-    title = "gene and cell-line intercepts, gene-varying RNA slope, replicates"
-    template = "model4.stan.j2"
-    #: Each gene has 60 and each cell line 15 observations: data-rich groups,
-    #: where the centered program mixes far better than the non-centered one.
-    recommended = "centered"
-    required = ("gene", "cell_line", "rna", "logfc")
-    variable_dims = {
-        "alpha_g": ("gene",),
-        "alpha_g_z": ("gene",),
-        "beta_g": ("gene",),
-        "beta_g_z": ("gene",),
-        "gamma_c": ("cell_line",),
-        "gamma_c_raw": ("cell_line_free",),
-        "gamma_c_z": ("cell_line_free",),
-    }
-    group_parameters = ("alpha_g", "gamma_c", "beta_g")
-    hyperparameters = ("mu_alpha", "sigma_alpha", "sigma_gamma", "mu_beta", "sigma_beta", "sigma")
-    priors = {
-        "mu_alpha": ("normal", 0.0, 2.0),
-        "sigma_alpha": ("exponential", 1.0),
-        "sigma_gamma": ("exponential", 1.0),
-        "mu_beta": ("normal", 0.0, 1.0),
-        "sigma_beta": ("exponential", 1.0),
-        "sigma": ("exponential", 1.0),
-    }
-    defaults = {
-        "n_genes": 5,
-        "n_cell_lines": 20,
-        "n_replicates": 3,
-        "mu_alpha": -1.0,
-        "sigma_alpha": 1.0,
-        "mu_gamma": 0.0,
-        "sigma_gamma": 3.0,
-        "mu_beta": -1.0,
-        "sigma_beta": 2.0,
-        "sigma": 0.3,
-        "alpha_g": None,
-        "gamma_c": None,
-        "beta_g": None,
-    }
+    record = ModelRecord(
+        name="model4",
+        title="gene and cell-line intercepts, gene-varying RNA slope, replicates",
+        template="model4.stan.j2",
+        #: Each gene has 60 and each cell line 15 observations: data-rich groups,
+        #: where the centered program mixes far better than the non-centered one.
+        recommended="centered",
+        required=("gene", "cell_line", "rna", "logfc"),
+        group_parameters=("alpha_g", "gamma_c", "beta_g"),
+        hyperparameters=("mu_alpha", "sigma_alpha", "sigma_gamma", "mu_beta", "sigma_beta", "sigma"),
+        priors={
+            "mu_alpha": ("normal", 0.0, 2.0),
+            "sigma_alpha": ("exponential", 1.0),
+            "sigma_gamma": ("exponential", 1.0),
+            "mu_beta": ("normal", 0.0, 1.0),
+            "sigma_beta": ("exponential", 1.0),
+            "sigma": ("exponential", 1.0),
+        },
+        defaults={
+            "n_genes": 5,
+            "n_cell_lines": 20,
+            "n_replicates": 3,
+            "mu_alpha": -1.0,
+            "sigma_alpha": 1.0,
+            "mu_gamma": 0.0,
+            "sigma_gamma": 3.0,
+            "mu_beta": -1.0,
+            "sigma_beta": 2.0,
+            "sigma": 0.3,
+            "alpha_g": None,
+            "gamma_c": None,
+            "beta_g": None,
+        },
+        unit_rules=(UnitRule("rna"),),
+        effects=(
+            Effect("alpha_g", ("gene",)),
+            Effect("gamma_c", ("cell_line",), free_dims=("cell_line_free",)),
+            Effect("beta_g", ("gene",)),
+        ),
+        gene_effects=("alpha_g",),
+        slopes=("beta_g",),
+        results=("gamma_c",),
+        sbc={"n_genes": 2, "n_cell_lines": 4, "n_replicates": 2},
+        limitations=(
+            limits.GAUSSIAN_LOGFC,
+            limits.NO_GENE_BY_CELL_LINE,
+            limits.zero_sum("The cell-line intercepts gamma_c", "sigma_gamma"),
+        ),
+    )
 
-    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict, dict]:
+    def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
         gene = encode(label_column(frame, "gene"))
         cell = encode(label_column(frame, "cell_line"))
         data = {
@@ -79,7 +90,7 @@ class Model4(Model):
             "logfc": numeric_column(frame, "logfc"),
         }
         coords = {"gene": gene.labels, "cell_line": cell.labels, "cell_line_free": cell.labels[1:]}
-        return data, coords, {k: list(v) for k, v in self.variable_dims.items()}
+        return data, coords
 
     def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:
         # The program's gamma_c: iid normal(0, sigma_gamma) centred by their mean.

@@ -46,6 +46,13 @@ from pystanmods.outputs import check_directory
 #: Sampler settings of each SBC fit unless overridden.
 FIT_DEFAULTS: dict[str, Any] = {"chains": 4, "iter_warmup": 500, "iter_sampling": 250}
 
+#: A fit "did not converge" if it had any divergence or a max R-hat >= this.
+RHAT_LIMIT = 1.01
+#: A run in which more than this share of fits did not converge is
+#: INCONCLUSIVE, not a pass: its ranks come mostly from posteriors the sampler
+#: did not explore, so uniform ranks are weak evidence of calibration.
+NONCONVERGED_LIMIT = 0.10
+
 
 @dataclass
 class SBCResult:
@@ -79,11 +86,42 @@ class SBCResult:
 
     @property
     def passed(self) -> bool:
-        """Every fit succeeded and no parameter's ranks reject uniformity at
-        the corrected level. Failed fits drop simulations non-randomly (the
-        hard corners of the prior), so a run with any is no evidence of
-        calibration, and neither is a run that tested nothing."""
-        return len(self.uniformity) > 0 and self.n_failed == 0 and not bool(self.uniformity["rejected"].any())
+        """``status == "PASS"``: every fit succeeded, at most
+        :data:`NONCONVERGED_LIMIT` of them had divergences or R-hat >=
+        :data:`RHAT_LIMIT`, and no parameter's ranks reject uniformity at the
+        corrected level. Failed fits drop simulations non-randomly (the hard
+        corners of the prior), so a run with any is no evidence of
+        calibration, and neither is a run that tested nothing or one whose
+        fits mostly did not converge."""
+        return self.status == "PASS"
+
+    @property
+    def nonconverged(self) -> int:
+        """Successful fits with any divergence or max R-hat >= :data:`RHAT_LIMIT`."""
+        ok = self.fits[self.fits["status"] == "ok"]
+        rhat = pd.to_numeric(ok["max_rhat"], errors="coerce")
+        # A NaN R-hat (a constant draw) is no evidence of convergence either.
+        return int(((ok["divergences"] > 0) | ~(rhat < RHAT_LIMIT)).sum())
+
+    @property
+    def nonconverged_share(self) -> float:
+        """:attr:`nonconverged` over the successful fits (NaN without any)."""
+        n_ok = int((self.fits["status"] == "ok").sum())
+        return self.nonconverged / n_ok if n_ok else float("nan")
+
+    @property
+    def status(self) -> str:
+        """``"FAIL"`` if any parameter rejects uniformity; else ``"PASS"`` if
+        no fit failed, something was tested and at most
+        :data:`NONCONVERGED_LIMIT` of the fits did not converge; else
+        ``"INCONCLUSIVE"``. A rejection is reported even from unconverged
+        fits: it still says that the ranks are not uniform."""
+        if self.flagged:
+            return "FAIL"
+        share = self.nonconverged_share
+        if len(self.uniformity) == 0 or self.n_failed or not share <= NONCONVERGED_LIMIT:
+            return "INCONCLUSIVE"
+        return "PASS"
 
     @property
     def flagged(self) -> list[str]:
@@ -106,7 +144,9 @@ class SBCResult:
             "with_divergences": int((ok["divergences"] > 0).sum()),
             "total_divergences": int(ok["divergences"].sum()),
             "with_treedepth_hits": int((ok["treedepth_hits"] > 0).sum()),
-            "rhat_over_1.01": int((ok["max_rhat"] >= 1.01).sum()),
+            "rhat_over_1.01": int((ok["max_rhat"] >= RHAT_LIMIT).sum()),
+            "nonconverged": self.nonconverged,
+            "nonconverged_share": self.nonconverged_share,
             "max_rhat": float(ok["max_rhat"].max()) if len(ok) else float("nan"),
             "median_min_ess_bulk": float(ok["min_ess_bulk"].median()) if len(ok) else float("nan"),
             "min_ess_bulk": float(ok["min_ess_bulk"].min()) if len(ok) else float("nan"),
@@ -114,16 +154,28 @@ class SBCResult:
 
     def verdict(self) -> str:
         d = self.diagnostics_summary()
-        if self.flagged:
+        status = self.status
+        if status == "FAIL":
             head = f"FAIL ({', '.join(self.flagged)})"
-        elif self.passed:
+        elif status == "PASS":
             head = "PASS"
         else:
-            head = f"INCONCLUSIVE ({d['failed']} of {d['fits']} fits failed)"
+            reasons = []
+            if d["failed"]:
+                reasons.append(f"{d['failed']} of {d['fits']} fits failed")
+            if not d["nonconverged_share"] <= NONCONVERGED_LIMIT:
+                reasons.append(
+                    f"{d['nonconverged']} of {d['fits'] - d['failed']} fits ({d['nonconverged_share']:.0%}) had "
+                    f"divergences or R-hat >= {RHAT_LIMIT}, over the {NONCONVERGED_LIMIT:.0%} limit"
+                )
+            if not len(self.uniformity):
+                reasons.append("nothing tested")
+            head = f"INCONCLUSIVE ({'; '.join(reasons)})"
         return (
             f"{self.model} {self.parameterization}: {head} at family-wise alpha={self.alpha} "
             f"over {len(self.uniformity)} scalars; {d['fits'] - d['failed']} of {d['fits']} fits used, "
-            f"{d['retried']} retried, {d['failed']} failed; {d['with_divergences']} with divergences"
+            f"{d['retried']} retried, {d['failed']} failed; {d['with_divergences']} with divergences, "
+            f"{d['rhat_over_1.01']} with R-hat >= {RHAT_LIMIT} ({d['nonconverged']} with either)"
         )
 
 
@@ -309,10 +361,7 @@ def run(
     -------
     SBCResult
     """
-    from distributed import as_completed
-    from tqdm.auto import tqdm
-
-    from pystanmods.batch.cluster import dask_client
+    from pystanmods.batch.cluster import Task, run_tasks
     from pystanmods.engines import get_engine
     from pystanmods.sampling import compile_model
 
@@ -344,25 +393,21 @@ def run(
     from dask.base import tokenize
 
     token = tokenize(model.name, parameterization, seed, sizes, prior_scale, fit_kwargs, max_retries)[:12]
+    tasks = {
+        i: Task(f"pystanmods-sbc-{model.name}-{parameterization}-{token}-{i}", one_simulation,
+                (model.name, parameterization, i, s, sizes, prior_scale, fit_kwargs, max_retries))
+        for i, s in enumerate(seeds)
+    }
     records: list[dict[str, Any]] = []
-    with dask_client(client, scheduler, n_workers) as dask:
-        futures = [
-            dask.submit(one_simulation, model.name, parameterization, i, s, sizes, prior_scale, fit_kwargs,
-                        max_retries, key=f"pystanmods-sbc-{model.name}-{parameterization}-{token}-{i}", pure=False)
-            for i, s in enumerate(seeds)
-        ]
-        bar = tqdm(total=n_sims, desc=f"SBC {model.name}", unit="fit", disable=not progress)
-        try:
-            for future in as_completed(futures):
-                try:
-                    records.append(future.result())
-                except Exception as error:  # worker lost beyond the scheduler's retries
-                    i = futures.index(future)
-                    records.append({"sim": i, "seed": seeds[i], "attempts": 0, "status": "failed", "ranks": [],
-                                    "error": f"{type(error).__name__}: {error}"})
-                bar.update()
-        finally:
-            bar.close()
+
+    def handle(i: Any, record: Any, error: BaseException | None) -> None:
+        if error is not None:  # worker lost beyond the scheduler's retries
+            record = {"sim": i, "seed": seeds[i], "attempts": 0, "status": "failed", "ranks": [],
+                      "error": f"{type(error).__name__}: {error}"}
+        records.append(record)
+
+    run_tasks(tasks, handle, client=client, scheduler=scheduler, n_workers=n_workers,
+              desc=f"SBC {model.name}", unit="fit", progress=progress)
     records.sort(key=lambda r: r["sim"])
     ranks = pd.DataFrame(
         [{"sim": r["sim"], **row} for r in records for row in r["ranks"]],

@@ -20,9 +20,19 @@ def to_inference_data(draws: Draws, stan_data: StanData, outcome: str, attrs: di
     posterior_predictive, both under the outcome's name, so that
     ``az.loo`` and ``az.plot_ppc`` work as they are.
     """
-    # A variable switched off by a data flag (theta without compute_theta) has
-    # no values and is left out.
+    # A variable switched off by a data flag has no values and is left out:
+    # theta without compute_theta, Model 3's per-unit log-likelihood without
+    # log_lik (it stays in the posterior group: a second log_likelihood
+    # variable would make az.loo(idata) ask which one).
     posterior = {k: v for k, v in draws.variables.items() if k not in POINTWISE and np.size(v) > 0}
+    # A non-scalar variable the model's record does not declare would get
+    # ArviZ's x_dim_0 names, which nothing downstream can select on.
+    undeclared = sorted(k for k, v in posterior.items() if np.ndim(v) > 2 and k not in stan_data.dims)
+    if undeclared:
+        raise ValueError(
+            f"Stan variable(s) {undeclared} have no dims in the model's record: declare them "
+            "(record.effects or record.variables) beside the template that writes them"
+        )
     dims = {k: v for k, v in stan_data.dims.items() if k in posterior}
     coords = dict(stan_data.coords)
     groups: dict[str, Any] = {

@@ -12,9 +12,6 @@ import pandas as pd
 from pystanmods.stanfit.diagnostics import Diagnostics, diagnose
 from pystanmods.stanfit.recovery import recovery_table
 
-#: Internal coordinates of a parameterization, left out of default summaries.
-_INTERNAL_SUFFIXES = ("_z", "_raw")
-
 
 @dataclass
 class StanFit:
@@ -64,8 +61,12 @@ class StanFit:
         return int(self.attrs["seed"])
 
     def parameter_names(self) -> list[str]:
-        """Posterior variables that are the model's parameters, not internal coordinates."""
-        return [n for n in self.idata.posterior.data_vars if not str(n).endswith(_INTERNAL_SUFFIXES)]
+        """Posterior variables that are the model's parameters, not the internal
+        coordinates (``_z``, ``_raw``) its record declares."""
+        from pystanmods.models import get_model
+
+        internal = get_model(self.model).record.internal()
+        return [n for n in self.idata.posterior.data_vars if n not in internal]
 
     def summary(self, var_names: list[str] | None = None, **kwargs: Any) -> pd.DataFrame:
         """ArviZ summary of the model's parameters (or ``var_names``)."""
@@ -88,12 +89,12 @@ class StanFit:
         """Posterior against known true values (see :func:`recovery_table`)."""
         return recovery_table(self.idata.posterior, truth, prob=prob)
 
-    def gene_effects(self, prob: float = 0.9) -> pd.DataFrame:
+    def gene_effects(self, prob: float = 0.9, variables: list[str] | None = None) -> pd.DataFrame:
         """One row per gene (x lineage): mean, sd, interval, P(effect < 0); see
-        :func:`pystanmods.stanfit.effects.gene_effects`."""
-        from pystanmods.stanfit.effects import gene_effects
+        :func:`pystanmods.stanfit.effects.gene_effect_table`."""
+        from pystanmods.stanfit.effects import gene_effect_table
 
-        return gene_effects(self, prob=prob)
+        return gene_effect_table(self, prob=prob, variables=variables)
 
     def plot_gene_effects(self, prob: float = 0.9, ax: Any = None, **kwargs: Any) -> Any:
         """Forest plot of :meth:`gene_effects`; returns the matplotlib Axes."""

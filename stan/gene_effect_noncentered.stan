@@ -13,12 +13,12 @@
      omega_s      ~ normal(0, sigma_omega)                        guide offset (pDNA error)
      kappa_c      ~ normal(kappa_0, sigma_kappa)                  cutting toxicity per unit x
      log(sigma_c) ~ normal(mu_sigma, tau_sigma)                   noise per cell line
-     mu_0 ~ normal(0, 1)              sigma_mu ~ normal+(0, 1)
-     mu_log_tau ~ normal(-1.5, 1)     sigma_log_tau ~ normal+(0, 1)
-     mu_logit_k ~ normal(2, 1)        sigma_logit_k ~ normal+(0, 1)
-     sigma_q ~ normal+(0, 0.5)        sigma_beta ~ normal+(0, 0.5)
-     sigma_omega ~ normal+(0, 0.5)    kappa_0 ~ normal(0, 0.5)
-     sigma_kappa ~ normal+(0, 0.25)   mu_sigma ~ normal(-1, 1)    tau_sigma ~ exponential(2)
+     mu_0 ~ normal(0, 1)              sigma_mu ~ normal(0, 1)
+     mu_log_tau ~ normal(-1.5, 1)     sigma_log_tau ~ normal(0, 1)
+     mu_logit_k ~ normal(2, 1)        sigma_logit_k ~ normal(0, 1)
+     sigma_q ~ normal(0, 0.5)        sigma_beta ~ normal(0, 0.5)
+     sigma_omega ~ normal(0, 0.5)    kappa_0 ~ normal(0, 0.5)
+     sigma_kappa ~ normal(0, 0.25)   mu_sigma ~ normal(-1, 1)    tau_sigma ~ exponential(2)
 
    x_u is the copy-number covariate of the guide's cut sites in the line
    (log2 relative copy number, plus log2 of the number of sites for a guide

@@ -70,7 +70,7 @@ def test_one_cell_line_and_uneven_copy_number_are_refused() -> None:
         MODEL.prepare(one)
     uneven = sim.data.copy()
     uneven.loc[uneven.index[0], "log2_copy_number"] += 1.0
-    with pytest.raises(DataError, match="one value per guide x cell line; 1 of"):
+    with pytest.raises(DataError, match="'log2_copy_number' takes more than one value within gene x cell_line in 1 of"):
         MODEL.prepare(uneven)
 
 
@@ -158,10 +158,10 @@ def test_log_density_matches_rows_as_multivariate_normals(parameterization: str,
 
 def test_reference_density_detects_a_wrong_efficacy() -> None:
     # The comparison above can fail: with k_s = 1 instead of inv_logit the
-    # reference moves by far more than its tolerance.
+    # reference moves by far more than its tolerance (efficacies moved by 3 sd).
     _, data = _small()
     point = _random_point(data, "centered", np.random.default_rng(1))
-    moved = dict(point, logit_k_s=(np.asarray(point["logit_k_s"]) + 3).tolist())
+    moved = dict(point, logit_k_s_z=(np.asarray(point["logit_k_s_z"]) + 3).tolist())
     assert abs(_reference_log_density(data, moved, True) - _reference_log_density(data, point, True)) > 1.0
 
 

@@ -54,6 +54,8 @@ class GeneEffects:
     gene_labels: dict[str, str]
     guide_efficacy: pd.DataFrame
     control_separation: pd.DataFrame
+    essential: list[str] = field(default_factory=list)
+    nonessential: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -96,8 +98,8 @@ class GeneEffects:
 
 def _controls(release: Release, given: str | Path | Iterable[str] | None, role: str) -> list[str]:
     if given is None:
-        path = release.directory / CONTROL_FILES[role] if hasattr(release, "directory") else None
-        if path is None or not Path(path).is_file():
+        path = Path(release.directory) / CONTROL_FILES[role]
+        if not path.is_file():
             raise DataError(
                 f"no {role} control list: the release has no {CONTROL_FILES[role]}; pass {role}= a list or file"
             )
@@ -185,22 +187,28 @@ def fit_gene_effects(
     labels = (frame.drop_duplicates("gene").set_index("gene")["entrez_id"]
               .map(lambda e: f"{int(e)}" if pd.notna(e) else ""))
     gene_labels = {str(g): (f"{g} ({e})" if e else str(g)) for g, e in labels.items()}
-    label_set = set(gene_labels.values())
-    ess = [g for g in essential_genes if g in label_set or g in gene_labels]
-    non = [g for g in nonessential_genes if g in label_set or g in gene_labels]
+    # Controls as the matrix's labels ("SYMBOL (ENTREZ_ID)"), whether the lists
+    # gave labels or symbols; the fit's own gene coords are symbols.
+    symbol_of = {label: symbol for symbol, label in gene_labels.items()}
+
+    def as_labels(genes: list[str]) -> list[str]:
+        return [g if g in symbol_of else gene_labels[g] for g in genes if g in symbol_of or g in gene_labels]
+
+    ess, non = as_labels(essential_genes), as_labels(nonessential_genes)
     table = gene_effect_summaries(
         fit,
-        essential=[g.split(" (")[0] for g in ess],
-        nonessential=[g.split(" (")[0] for g in non],
+        essential=[symbol_of[g] for g in ess],
+        nonessential=[symbol_of[g] for g in non],
         threshold=threshold,
         prob=prob,
     )
     matrix = depmap_matrix(table, "mean", gene_labels)
-    separation = control_separation(matrix, essential_genes, nonessential_genes)
+    separation = control_separation(matrix, ess, non)
     efficacy = guide_efficacy_table(fit, frame)
     seconds["summaries"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - start
-    return GeneEffects(fit, frame, report, table, gene_labels, efficacy, separation, seconds)
+    return GeneEffects(fit, frame, report, table, gene_labels, efficacy, separation,
+                       essential=ess, nonessential=non, seconds=seconds)
 
 
 def plot_qc(result: GeneEffects, path: str | Path) -> Path:
@@ -220,8 +228,8 @@ def plot_qc(result: GeneEffects, path: str | Path) -> Path:
     ax.set_title(f"per cell line: median AUROC {qc['auroc'].median():.3f}, worst {qc['auroc'].min():.3f}")
     ax = axes[1]
     matrix = result.gene_effect
-    ess = matrix.columns.intersection(list(_label_list(result, "essential")))
-    non = matrix.columns.intersection(list(_label_list(result, "nonessential")))
+    ess = matrix.columns.intersection(result.essential)
+    non = matrix.columns.intersection(result.nonessential)
     bins = np.linspace(np.nanmin(matrix.to_numpy()), np.nanmax(matrix.to_numpy()), 60)
     ax.hist(matrix[non].to_numpy().ravel(), bins=bins, alpha=0.6, density=True, label="nonessential controls")
     ax.hist(matrix[ess].to_numpy().ravel(), bins=bins, alpha=0.6, density=True, label="common essentials")
@@ -240,6 +248,3 @@ def plot_qc(result: GeneEffects, path: str | Path) -> Path:
     plt.close(fig)
     return Path(path)
 
-
-def _label_list(result: GeneEffects, role: str) -> Iterable[str]:
-    return result.table.attrs.get(f"{role}_labels", ())

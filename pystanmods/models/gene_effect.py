@@ -20,7 +20,7 @@ from scipy.special import expit
 from pystanmods.data import DataError, encode, label_column, nested, numeric_column
 from pystanmods.models import limitations as limits
 from pystanmods.models.base import Model, Simulation, StanData, register
-from pystanmods.models.record import Effect, ModelRecord
+from pystanmods.models.record import Effect, ModelRecord, UnitRule
 from pystanmods.models.shared import guide_design
 
 #: The model's posterior variables that the gene-effect summaries need, in the
@@ -60,6 +60,7 @@ class GeneEffect(Model):
         # sites of the guide) make the cutting-toxicity covariate; without them
         # it is 0 and kappa_c is left to its prior.
         optional=("log2_copy_number", "n_alignments"),
+        unit_rules=(UnitRule("log2_copy_number"), UnitRule("n_alignments", ("sgrna",))),
         effects=(
             Effect("mu_g", ("gene",)),
             Effect("log_tau_g", ("gene",), noncentered_only=True),
@@ -158,13 +159,9 @@ class GeneEffect(Model):
         row_unit = row_unit.ravel()
         means = np.bincount(row_unit, weights=logfc) / counts
         unit_ss = np.bincount(row_unit, weights=(logfc - means[row_unit]) ** 2)
+        # One value per unit: the record's unit rules refuse copy number that
+        # varies within a gene x cell line, or cut sites within a guide.
         unit_x = np.bincount(row_unit, weights=x) / counts
-        spread = np.abs(x - unit_x[row_unit]) > 1e-9
-        if spread.any():
-            raise DataError(
-                f"the copy-number covariate must be one value per guide x cell line; "
-                f"{int(spread.sum())} of {len(frame)} rows differ from their guide's other replicates"
-            )
         blocks, unit_block = np.unique(units[:, :2], axis=0, return_inverse=True)
         unit_block = unit_block.ravel()
         block_start = np.searchsorted(unit_block, np.arange(len(blocks) + 1)) + 1

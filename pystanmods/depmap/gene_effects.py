@@ -169,6 +169,10 @@ def fit_gene_effects(
     from pystanmods.models import get_model
     from pystanmods.sampling import fit as run_fit
 
+    if not np.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite effect size, got {threshold!r}")
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be between 0 and 1, got {prob!r}")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     rel = release if isinstance(release, Release) else read_release(release)

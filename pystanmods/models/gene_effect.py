@@ -113,6 +113,8 @@ class GeneEffect(Model):
             "mu_sigma": -1.4,
             "tau_sigma": 0.25,
         },
+        # A small design for simulation-based calibration (make sbc).
+        sbc={"n_genes": 6, "guides_per_gene": (1, 2, 3), "n_cell_lines": 4, "n_replicates": 2, "missing_fraction": 0.0},
         limitations=(
             limits.GAUSSIAN_LOGFC,
             "Each guide is given to one gene (DepMap's guide map); a guide listed under several genes is "

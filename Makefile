@@ -7,14 +7,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.pystanmods-installed
 JOBS   ?= 2
 
-.PHONY: help install models demo test test-slow test-cmdstan bench sbc cmdstan render clean
+.PHONY: help install models demo test test-slow test-cmdstan bench bench-depmap sbc cmdstan render clean
 
 help:
 	@echo "make demo       fit the seed's Model 5 on simulated data and show what was recovered"
 	@echo "make test       install, precompile the models and run the test suite"
 	@echo "make test-slow  the longer checks kept out of 'make test'"
 	@echo "make models     precompile every model for the current engine"
-	@echo "make bench      speed against PyMC and nutpie (installs the [bench] extra)"
+	@echo "make bench      speed against PyMC and nutpie, and the DepMap sample against Chronos (installs the [bench] extra)"
 	@echo "make sbc        simulation-based calibration of every model, 200 simulations each (hours)"
 	@echo "make cmdstan    install CmdStan through cmdstanpy (needs internet)"
 	@echo "make render     re-render stan/*.stan from stan/templates"
@@ -51,6 +51,12 @@ test-cmdstan: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
+	$(PY) -m benchmarks.depmap_compare benchmarks/data/depmap-sample --out benchmarks/results/depmap_sample $(DEPMAP_BENCH_ARGS)
+
+# Chronos against the gene_effect model on the committed DepMap sample only.
+bench-depmap: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m benchmarks.depmap_compare benchmarks/data/depmap-sample --out benchmarks/results/depmap_sample $(DEPMAP_BENCH_ARGS)
 
 sbc: models
 	$(PY) examples/sbc_every_model.py --sims 200 --out docs/sbc-results

@@ -1,4 +1,5 @@
-"""``pystanmods depmap prepare``: a DepMap release to a tidy CSV.
+"""``pystanmods depmap prepare`` (a DepMap release to a tidy CSV) and
+``pystanmods depmap fit`` (a release to gene-effect matrices with posteriors).
 
 The main CLI calls :func:`add_parser`; ``python -m pystanmods.cli.depmap`` runs
 this subcommand alone.
@@ -57,6 +58,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     prepare.add_argument("--keep-counts", action="store_true", help="add counts_initial and counts_final columns")
     prepare.add_argument(
+        "--multi-aligned", choices=("drop", "keep"), default="drop",
+        help="guides cutting several sites: drop (default) or keep those of one gene, with n_alignments",
+    )
+    prepare.add_argument(
         "--pseudocount", type=float, default=1.0, help="added to reads per million before the ratio (default 1, as Chronos)"
     )
     prepare.add_argument(
@@ -69,7 +74,80 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     prepare.add_argument("-o", "--output", required=True, metavar="CSV", help="where to write the tidy frame")
     prepare.set_defaults(func=handler)
+    _add_fit(commands)
     return depmap
+
+
+_FIT_EXAMPLE = "pystanmods depmap fit RELEASE_DIR --all -o out/depmap"
+
+
+def _add_fit(commands: argparse._SubParsersAction) -> None:
+    fit = commands.add_parser(
+        "fit",
+        help="gene x cell-line effects with posteriors (the gene_effect model), in DepMap's layout",
+        description=(
+            "Prepare the release (multi-aligned guides of one gene kept, as DepMap does), fit the gene_effect "
+            "model (guide efficacy, screen quality, copy-number correction, theta integrated out) and write "
+            "gene_effect.csv and gene_dependency.csv (rows ModelID, columns 'SYMBOL (ENTREZ_ID)'), the tidy "
+            "table, guide efficacies, per-line control separation, the netCDF fit and a QC plot."
+        ),
+        epilog=f"example: {_FIT_EXAMPLE}",
+    )
+    fit.add_argument("release_dir", metavar="RELEASE_DIR", help="directory holding the release's CSV files")
+    genes = fit.add_mutually_exclusive_group()
+    genes.add_argument("--genes", nargs="+", metavar="GENE", help="symbols, 'SYMBOL (ENTREZ)' labels or Entrez IDs")
+    genes.add_argument("--genes-file", metavar="F", help="file with one gene per line")
+    genes.add_argument("--all", action="store_true", help="every gene of the release (the default)")
+    fit.add_argument("--cell-lines", nargs="+", metavar="ACH", help="ModelIDs to keep (default: all screened)")
+    fit.add_argument(
+        "--controls", nargs=2, metavar=("ESSENTIAL", "NONESSENTIAL"),
+        help="control gene files for the scaling (default: the release's Achilles control lists)",
+    )
+    fit.add_argument("--threshold", type=float, default=-0.5,
+                     help="gene_dependency is P(scaled effect < THRESHOLD) (default -0.5)")
+    fit.add_argument("--prob", type=float, default=0.9, help="mass of the central interval (default 0.9)")
+    fit.add_argument("--parameterization", default="recommended", choices=("recommended", "centered", "noncentered"))
+    fit.add_argument("--chains", type=int, default=4)
+    fit.add_argument("--iter-warmup", type=int, default=1000)
+    fit.add_argument("--iter-sampling", type=int, default=1000)
+    fit.add_argument("--seed", type=int, default=1)
+    fit.add_argument("--quiet", action="store_true", help="no progress bar and no prepare report")
+    fit.add_argument("-o", "--out", required=True, metavar="DIR", help="directory of the outputs (created)")
+    fit.set_defaults(func=fit_handler)
+
+
+def fit_handler(args: argparse.Namespace) -> int:
+    """Run ``depmap fit``; the output directory is checked before any work."""
+    from pystanmods.depmap.gene_effects import fit_gene_effects
+    from pystanmods.outputs import check_directory
+
+    out = check_directory(args.out, "output directory")
+    genes = _read_genes_file(args.genes_file) if args.genes_file else args.genes
+    essential, nonessential = args.controls if args.controls else (None, None)
+    result = fit_gene_effects(
+        args.release_dir,
+        genes=genes,
+        cell_lines=args.cell_lines,
+        essential=essential,
+        nonessential=nonessential,
+        threshold=args.threshold,
+        prob=args.prob,
+        parameterization=args.parameterization,
+        verbose=not args.quiet,
+        chains=args.chains,
+        iter_warmup=args.iter_warmup,
+        iter_sampling=args.iter_sampling,
+        seed=args.seed,
+        show_progress=not args.quiet,
+    )
+    written = result.write(out)
+    print(result.fit.diagnostics())
+    qc = result.control_separation
+    print(f"control separation per cell line: median AUROC {qc['auroc'].median():.3f} (worst {qc['auroc'].min():.3f}), "
+          f"median NNMD {qc['nnmd'].median():.2f}")
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
+    print(f"wrote {len(written)} files to {out}")
+    return 0
 
 
 def _read_genes_file(path: str) -> list[str]:
@@ -99,6 +177,7 @@ def handler(args: argparse.Namespace) -> int:
         mutation_filter=args.mutation_filter,
         copy_number_scale=args.copy_number_scale,
         keep_counts=args.keep_counts,
+        multi_aligned=args.multi_aligned,
         pseudocount=args.pseudocount,
         min_pdna_rpm=args.min_pdna_rpm,
         min_guide_map_coverage=args.min_guide_map_coverage,

@@ -13,17 +13,20 @@ table is :meth:`pystanmods.StanFit.gene_effects`, the same for every frame.
 
 from pystanmods.stanfit.effects import gene_effect_table
 from pystanmods.depmap.fit import check_frame, fit_frame, supported_models
+from pystanmods.depmap.gene_effects import GeneEffects, fit_gene_effects
 from pystanmods.depmap.prepare import COLUMNS, Prepared, prepare
 from pystanmods.depmap.release import Release, parse_gene_labels, read_release
 from pystanmods.depmap.report import PrepareReport
 
 __all__ = [
     "COLUMNS",
+    "GeneEffects",
     "PrepareReport",
     "Prepared",
     "Release",
     "check_frame",
     "fit_frame",
+    "fit_gene_effects",
     "gene_effect_table",
     "parse_gene_labels",
     "prepare",

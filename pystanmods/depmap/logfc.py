@@ -12,7 +12,9 @@ The steps and why:
    alignment (``nAlignments > 1`` or several guide-map rows): a guide cutting
    several loci confounds their effects and adds a cutting-toxicity signal
    (Chronos' ``filter_guides`` likewise removes guides mapped to several
-   genes); no gene (nothing to attribute the effect to); ``UsedByChronos ==
+   genes); with ``multi_aligned="keep"`` only guides listed under several
+   genes are dropped here, and the others keep their cut-site count in
+   ``n_alignments`` (see :data:`MULTI_ALIGNED`); no gene (nothing to attribute the effect to); ``UsedByChronos ==
    False`` when that column exists (DepMap excluded the guide from its own
    gene effects).
 3. **Normalisation.** Each sample (replicate or pDNA) is scaled to reads per
@@ -180,8 +182,21 @@ def _gene_matches(guides: pd.DataFrame, token: str) -> pd.Series:
     return (guides["symbol"] == token) | (guides["gene"] == token)
 
 
-def select_guides(release: Release, genes: Sequence[str] | None = None) -> GuideSelection:
-    """Quality-filter the guides of the count matrix, then select genes."""
+#: What to do with a guide that cuts several places: ``drop`` it (the
+#: default, for the catalogue models, which have no cutting-toxicity term) or
+#: ``keep`` it when every alignment is of one gene, as DepMap's Chronos run
+#: does, with its number of cut sites in ``n_alignments`` (the gene_effect
+#: model adds their cutting toxicity). A guide listed under several genes is
+#: dropped either way: its effect cannot be given to one gene.
+MULTI_ALIGNED = ("drop", "keep")
+
+
+def select_guides(
+    release: Release, genes: Sequence[str] | None = None, multi_aligned: str = "drop"
+) -> GuideSelection:
+    """Quality-filter the guides of the count matrix, then select genes (see :data:`MULTI_ALIGNED`)."""
+    if multi_aligned not in MULTI_ALIGNED:
+        raise ValueError(f"multi_aligned must be one of {MULTI_ALIGNED}, got {multi_aligned!r}")
     gm = release.guide_map
     columns = list(release.readcounts.columns)
     guides_in = len(columns)
@@ -201,9 +216,13 @@ def select_guides(release: Release, genes: Sequence[str] | None = None) -> Guide
     dropped["drop_reason"] = int(flagged.sum())
     table = table[~flagged]
 
-    multi = table["n_rows"] > 1
-    if "nAlignments" in table:
-        multi |= table["nAlignments"].fillna(1) > 1
+    sites = table["nAlignments"].fillna(1) if "nAlignments" in table else pd.Series(1.0, index=table.index)
+    table["n_alignments"] = np.maximum(sites.to_numpy(dtype=float), table["n_rows"].to_numpy(dtype=float))
+    if multi_aligned == "drop":
+        multi = table["n_alignments"] > 1
+    else:
+        genes_per_guide = gm.groupby("sgrna")["entrez_id"].nunique(dropna=False)
+        multi = genes_per_guide.reindex(table.index).fillna(1) > 1
     dropped["multiple_alignments"] = int(multi.sum())
     table = table[~multi]
 
@@ -221,7 +240,7 @@ def select_guides(release: Release, genes: Sequence[str] | None = None) -> Guide
     # Genes are counted over every guide-map row of a guide in the count
     # matrix, so a gene reached only by multiply-aligned guides counts as lost.
     genes_in = set(gm.loc[gm["sgrna"].isin(columns), "entrez_id"].dropna().astype(int))
-    qc = table[["sgrna", "gene", "symbol", "entrez_id"]].reset_index(drop=True)
+    qc = table[["sgrna", "gene", "symbol", "entrez_id", "n_alignments"]].reset_index(drop=True)
     qc["entrez_id"] = qc["entrez_id"].astype(int)
     qc["symbol"] = qc["symbol"].astype(str)
     if qc.empty:
@@ -327,6 +346,7 @@ def compute_logfc(
             "replicate": reps["replicate"].astype(str).to_numpy()[rep_index],
             "sequence_id": reps["sequence_ID"].to_numpy()[rep_index],
             "pdna_batch": reps["pDNA_batch"].astype(str).to_numpy()[rep_index],
+            "n_alignments": sel["n_alignments"].to_numpy()[guide_index].astype(int),
         }
     )
     if "days" in reps:

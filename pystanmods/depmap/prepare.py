@@ -26,7 +26,7 @@ MIN_GUIDE_MAP_COVERAGE = 0.9
 #: Output column order; absent covariates are left out.
 COLUMNS = (
     "gene", "entrez_id", "sgrna", "cell_line", "screen_id", "replicate", "sequence_id", "pdna_batch", "days",
-    "logfc", "counts_initial", "counts_final",
+    "logfc", "counts_initial", "counts_final", "n_alignments",
     "rna", "rna_log2tpm", "copy_number", "log2_copy_number", "is_mutated", "lineage",
 )
 
@@ -48,6 +48,7 @@ def prepare(
     mutation_filter: str | None = None,
     copy_number_scale: str = "relative",
     keep_counts: bool = False,
+    multi_aligned: str = "drop",
     pseudocount: float = PSEUDOCOUNT,
     min_pdna_rpm: float = MIN_PDNA_RPM,
     min_guide_map_coverage: float = MIN_GUIDE_MAP_COVERAGE,
@@ -80,6 +81,10 @@ def prepare(
         listed somatic mutation counts.
     copy_number_scale : {"relative", "log2p1"}
         How ``OmicsCNGene`` is stored (see :mod:`pystanmods.depmap.covariates`).
+    multi_aligned : {"drop", "keep"}
+        Guides that cut several places: dropped (default) or, when all their
+        alignments are of one gene, kept with ``n_alignments`` (see
+        :data:`pystanmods.depmap.logfc.MULTI_ALIGNED`).
     keep_counts : bool
         Add ``counts_initial`` (mean raw pDNA count of the batch) and
         ``counts_final`` (raw replicate count).
@@ -118,7 +123,7 @@ def prepare(
     joined = cov.resolve(rel, covariates)
 
     sequences = select_sequences(rel, cell_lines)
-    guides = select_guides(rel, genes)
+    guides = select_guides(rel, genes, multi_aligned)
     coverage_note = check_guide_map_coverage(rel, guides.guides_in, guides.dropped["not_in_guide_map"],
                                              min_guide_map_coverage)
     result = compute_logfc(

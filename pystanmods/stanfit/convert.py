@@ -20,12 +20,11 @@ def to_inference_data(draws: Draws, stan_data: StanData, outcome: str, attrs: di
     posterior_predictive, both under the outcome's name, so that
     ``az.loo`` and ``az.plot_ppc`` work as they are.
     """
-    posterior = {k: v for k, v in draws.variables.items() if k not in POINTWISE}
-    # Model 3's per-unit log-likelihood stays in the posterior group (a second
-    # log_likelihood variable would make az.loo(idata) ask which one); it is
-    # empty, and dropped, when log_lik is not computed.
-    if "log_lik_unit" in posterior and posterior["log_lik_unit"].shape[-1] == 0:
-        del posterior["log_lik_unit"]
+    # A variable switched off by a data flag has no values and is left out:
+    # theta without compute_theta, Model 3's per-unit log-likelihood without
+    # log_lik (it stays in the posterior group: a second log_likelihood
+    # variable would make az.loo(idata) ask which one).
+    posterior = {k: v for k, v in draws.variables.items() if k not in POINTWISE and np.size(v) > 0}
     # A non-scalar variable the model's record does not declare would get
     # ArviZ's x_dim_0 names, which nothing downstream can select on.
     undeclared = sorted(k for k, v in posterior.items() if np.ndim(v) > 2 and k not in stan_data.dims)
@@ -44,12 +43,24 @@ def to_inference_data(draws: Draws, stan_data: StanData, outcome: str, attrs: di
             k: np.asarray(v) for k, v in stan_data.data.items() if k != outcome and np.ndim(v) > 0
         },
     }
-    if draws.variables.get("log_lik") is not None and draws.variables["log_lik"].shape[-1] > 0:
-        groups["log_likelihood"] = {outcome: draws.variables["log_lik"]}
+    log_lik = draws.variables.get("log_lik")
+    log_lik = log_lik if log_lik is not None and log_lik.shape[-1] > 0 else None
+    # A model whose log_lik is per group of rows (a gene x cell-line block)
+    # rather than per row gets its own log_likelihood dims.
+    log_lik_dims = list(stan_data.dims.get("log_lik", ["obs"]))
+    if log_lik is not None and log_lik_dims == ["obs"]:
+        groups["log_likelihood"] = {outcome: log_lik}
     if draws.variables.get("y_rep") is not None and draws.variables["y_rep"].shape[-1] > 0:
         groups["posterior_predictive"] = {outcome: draws.variables["y_rep"]}
     dims[outcome] = ["obs"]
     idata = az.from_dict(**groups, coords=coords, dims=dims)
+    if log_lik is not None and log_lik_dims != ["obs"]:
+        extra = az.from_dict(
+            log_likelihood={outcome: log_lik},
+            coords={d: coords[d] for d in log_lik_dims},
+            dims={outcome: log_lik_dims},
+        )
+        idata.add_groups(log_likelihood=extra.log_likelihood)
     for group in idata.groups():
         idata[group].attrs.update(_netcdf_attrs(attrs))
     return idata

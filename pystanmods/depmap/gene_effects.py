@@ -1,0 +1,254 @@
+"""A DepMap release to Chronos-style outputs with posteriors: ``fit_gene_effects``.
+
+One call reads the release, computes logFC (keeping guides that cut several
+sites of one gene, as DepMap does), fits the ``gene_effect`` model, and
+returns the gene x cell-line effects scaled to the release's control genes,
+with the probability of dependency, the guide efficacies and the per-line
+control separation. :meth:`GeneEffects.write` lays them out as DepMap does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from pystanmods.data import DataError
+from pystanmods.depmap.matrix import depmap_matrix, gene_effect_summaries
+from pystanmods.depmap.prepare import prepare
+from pystanmods.depmap.qc import CONTROL_FILES, control_separation, read_controls
+from pystanmods.depmap.release import Release, read_release
+from pystanmods.depmap.report import PrepareReport
+
+#: What each output file holds, in one sentence each (also written to README.txt).
+OUTPUTS = {
+    "gene_effect.csv": "posterior mean of each gene's effect per cell line, scaled so that the nonessential "
+    "controls' median is 0 and the common essentials' is -1 (DepMap's CRISPRGeneEffect layout)",
+    "gene_dependency.csv": "posterior probability that the scaled effect is below the threshold "
+    "(DepMap's CRISPRGeneDependency layout, with posterior rather than mixture-model probabilities)",
+    "gene_effect_long.csv": "every summary per gene x cell line: mean, sd, central interval, P(dependency), "
+    "local false sign rate (the probability that the sign of the effect is the opposite of its mean's), "
+    "and the raw effect on the logFC scale before scaling",
+    "guide_efficacy.csv": "per guide: posterior mean and sd of its efficacy k (0-1, the share of its gene's "
+    "effect it shows) and of its offset (pDNA error)",
+    "control_separation.csv": "per cell line: NNMD and AUROC of essential against nonessential controls",
+    "fit.nc": "the whole fit (ArviZ InferenceData, netCDF)",
+    "qc.png": "control separation per line and guide efficacies, for a look",
+}
+
+
+@dataclass
+class GeneEffects:
+    """The gene-effect outputs of one fit."""
+
+    fit: Any
+    frame: pd.DataFrame
+    report: PrepareReport
+    table: pd.DataFrame
+    gene_labels: dict[str, str]
+    guide_efficacy: pd.DataFrame
+    control_separation: pd.DataFrame
+    essential: list[str] = field(default_factory=list)
+    nonessential: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def gene_effect(self) -> pd.DataFrame:
+        """Scaled posterior means, rows ``ModelID``, columns ``SYMBOL (ENTREZ_ID)``."""
+        return depmap_matrix(self.table, "mean", self.gene_labels)
+
+    @property
+    def gene_dependency(self) -> pd.DataFrame:
+        """P(scaled effect < threshold), in the same layout."""
+        return depmap_matrix(self.table, "p_dependency", self.gene_labels)
+
+    def write(self, out: str | Path) -> list[Path]:
+        """Write every file of :data:`OUTPUTS` into ``out`` (created if needed)."""
+        from pystanmods.outputs import check_directory
+
+        directory = check_directory(out)
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        # The fit first: it is what took time.
+        self.fit.to_netcdf(str(directory / "fit.nc"))
+        written.append(directory / "fit.nc")
+        for name, frame in (("gene_effect.csv", self.gene_effect), ("gene_dependency.csv", self.gene_dependency)):
+            frame.to_csv(directory / name)
+            written.append(directory / name)
+        long = self.table.assign(gene=self.table["gene"].map(self.gene_labels).fillna(self.table["gene"]))
+        long.to_csv(directory / "gene_effect_long.csv", index=False)
+        self.guide_efficacy.to_csv(directory / "guide_efficacy.csv", index=False)
+        self.control_separation.to_csv(directory / "control_separation.csv")
+        written += [directory / n for n in ("gene_effect_long.csv", "guide_efficacy.csv", "control_separation.csv")]
+        plot_qc(self, directory / "qc.png")
+        written.append(directory / "qc.png")
+        lines = [f"{name}: {text}." for name, text in OUTPUTS.items()]
+        lines.append(f"threshold of P(dependency): {self.table.attrs.get('threshold')}; "
+                     f"central interval: {self.table.attrs.get('prob')}")
+        (directory / "README.txt").write_text("\n".join(lines) + "\n")
+        written.append(directory / "README.txt")
+        return written
+
+
+def _controls(release: Release, given: str | Path | Iterable[str] | None, role: str) -> list[str]:
+    if given is None:
+        path = Path(release.directory) / CONTROL_FILES[role]
+        if not path.is_file():
+            raise DataError(
+                f"no {role} control list: the release has no {CONTROL_FILES[role]}; pass {role}= a list or file"
+            )
+        return read_controls(path)
+    if isinstance(given, (str, Path)):
+        return read_controls(given)
+    return [str(g) for g in given]
+
+
+def guide_efficacy_table(fit: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """Posterior mean and sd of each guide's efficacy k_s and offset omega_s."""
+    posterior = fit.idata.posterior
+    k = expit(posterior["logit_k_s"].stack(sample=("chain", "draw")).transpose("sgrna", "sample").to_numpy())
+    omega = posterior["omega_s"].stack(sample=("chain", "draw")).transpose("sgrna", "sample").to_numpy()
+    guides = [str(s) for s in posterior["sgrna"].to_numpy()]
+    gene_of = frame.drop_duplicates("sgrna").set_index("sgrna")["gene"].astype(str)
+    return pd.DataFrame(
+        {
+            "sgrna": guides,
+            "gene": gene_of.reindex(guides).to_numpy(),
+            "efficacy_mean": k.mean(axis=1),
+            "efficacy_sd": k.std(axis=1, ddof=1),
+            "offset_mean": omega.mean(axis=1),
+            "offset_sd": omega.std(axis=1, ddof=1),
+        }
+    )
+
+
+def fit_gene_effects(
+    release: str | Path | Release,
+    *,
+    genes: Sequence[str] | None = None,
+    cell_lines: Sequence[str] | None = None,
+    essential: str | Path | Iterable[str] | None = None,
+    nonessential: str | Path | Iterable[str] | None = None,
+    threshold: float = -0.5,
+    prob: float = 0.9,
+    parameterization: str = "recommended",
+    verbose: bool = True,
+    **fit_options: Any,
+) -> GeneEffects:
+    """Fit the gene-effect matrix model to a DepMap release.
+
+    Parameters
+    ----------
+    release : str, Path or Release
+        A release folder (Avana read counts, sequence and guide maps, copy
+        number, and the Achilles control lists unless given).
+    genes, cell_lines : sequence of str, optional
+        Subsets, as in :func:`pystanmods.depmap.prepare`; default all.
+    essential, nonessential : list or file, optional
+        Control genes for the scaling; default the release's
+        ``AchillesCommonEssentialControls.csv`` and ``AchillesNonessentialControls.csv``.
+    threshold, prob
+        P(dependency) is P(scaled effect < threshold); ``prob`` is the mass of
+        the central interval.
+    parameterization : str
+        Program of the ``gene_effect`` model; default the recommended one.
+    **fit_options
+        Passed to :func:`pystanmods.fit` (``chains``, ``iter_warmup``,
+        ``iter_sampling``, ``seed``, ``adapt_delta``, ``show_progress``, ...).
+
+    Returns
+    -------
+    GeneEffects
+    """
+    from pystanmods.models import get_model
+    from pystanmods.sampling import fit as run_fit
+
+    if not np.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite effect size, got {threshold!r}")
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be between 0 and 1, got {prob!r}")
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    rel = release if isinstance(release, Release) else read_release(release)
+    essential_genes = _controls(rel, essential, "essential")
+    nonessential_genes = _controls(rel, nonessential, "nonessential")
+    covariates = ["copy_number"] if rel.copy_number is not None else []
+    frame, report = prepare(rel, genes=genes, cell_lines=cell_lines, covariates=covariates,
+                            multi_aligned="keep", verbose=verbose)
+    seconds["prepare"] = time.perf_counter() - start
+    model = get_model("gene_effect")
+    stan_data = model.prepare(frame, compute_log_lik=False, compute_y_rep=False)
+    t = time.perf_counter()
+    fit = run_fit(model, stan_data, parameterization=parameterization, **fit_options)
+    seconds["fit"] = time.perf_counter() - t
+    t = time.perf_counter()
+    labels = (frame.drop_duplicates("gene").set_index("gene")["entrez_id"]
+              .map(lambda e: f"{int(e)}" if pd.notna(e) else ""))
+    gene_labels = {str(g): (f"{g} ({e})" if e else str(g)) for g, e in labels.items()}
+    # Controls as the matrix's labels ("SYMBOL (ENTREZ_ID)"), whether the lists
+    # gave labels or symbols; the fit's own gene coords are symbols.
+    symbol_of = {label: symbol for symbol, label in gene_labels.items()}
+
+    def as_labels(genes: list[str]) -> list[str]:
+        return [g if g in symbol_of else gene_labels[g] for g in genes if g in symbol_of or g in gene_labels]
+
+    ess, non = as_labels(essential_genes), as_labels(nonessential_genes)
+    table = gene_effect_summaries(
+        fit,
+        essential=[symbol_of[g] for g in ess],
+        nonessential=[symbol_of[g] for g in non],
+        threshold=threshold,
+        prob=prob,
+    )
+    matrix = depmap_matrix(table, "mean", gene_labels)
+    separation = control_separation(matrix, ess, non)
+    efficacy = guide_efficacy_table(fit, frame)
+    seconds["summaries"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - start
+    return GeneEffects(fit, frame, report, table, gene_labels, efficacy, separation,
+                       essential=ess, nonessential=non, seconds=seconds)
+
+
+def plot_qc(result: GeneEffects, path: str | Path) -> Path:
+    """Control separation per cell line and the guide efficacies, in one figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    qc = result.control_separation.sort_values("auroc")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    ax = axes[0]
+    ax.barh(range(len(qc)), qc["auroc"], color="tab:blue")
+    ax.set_yticks(range(len(qc)), qc.index, fontsize=6)
+    ax.set_xlim(0.5, 1.0)
+    ax.set_xlabel("AUROC, essential vs nonessential (higher is better)")
+    ax.set_title(f"per cell line: median AUROC {qc['auroc'].median():.3f}, worst {qc['auroc'].min():.3f}")
+    ax = axes[1]
+    matrix = result.gene_effect
+    ess = matrix.columns.intersection(result.essential)
+    non = matrix.columns.intersection(result.nonessential)
+    bins = np.linspace(np.nanmin(matrix.to_numpy()), np.nanmax(matrix.to_numpy()), 60)
+    ax.hist(matrix[non].to_numpy().ravel(), bins=bins, alpha=0.6, density=True, label="nonessential controls")
+    ax.hist(matrix[ess].to_numpy().ravel(), bins=bins, alpha=0.6, density=True, label="common essentials")
+    ax.hist(matrix.to_numpy().ravel(), bins=bins, histtype="step", density=True, color="k", label="all genes")
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.axvline(-1, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("scaled gene effect (posterior mean)")
+    ax.set_title(f"median NNMD per line {result.control_separation['nnmd'].median():.2f}")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    ax.hist(result.guide_efficacy["efficacy_mean"], bins=40, color="tab:green")
+    ax.set_xlabel("guide efficacy k (posterior mean)")
+    ax.set_title("guides: most near 1, weak guides below (Chronos-like)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+

@@ -1,0 +1,275 @@
+"""The gene-effect matrix model: data layout, log density, the integrated-out theta,
+recovery, calibration of P(dependency) and the summaries on DepMap's scale."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.special import expit
+
+import pystanmods as psm
+from pystanmods.data import DataError
+from pystanmods.depmap.matrix import _draws, _fit_data, depmap_matrix, gene_effect_summaries
+from pystanmods.engines import get_engine
+from pystanmods.models import PARAMETERIZATIONS
+from pystanmods.models.gene_effect import theta_moments
+from pystanmods.sampling import compile_model
+from tests.conftest import RECOVERY_DIAGNOSTICS, engines
+from tests.helpers import coverage_floor, helmert_basis
+
+MODEL = psm.get_model("gene_effect")
+GROUP = ("mu_g", "log_tau_g", "logit_k_s", "omega_s", "kappa_c", "log_sigma_c")
+ZERO_SUM = ("log_q_c", "beta_c")
+SCALES = {"mu_g": ("mu_0", "sigma_mu"), "log_tau_g": ("mu_log_tau", "sigma_log_tau"),
+          "logit_k_s": ("mu_logit_k", "sigma_logit_k"), "omega_s": (None, "sigma_omega"),
+          "kappa_c": ("kappa_0", "sigma_kappa"), "log_sigma_c": ("mu_sigma", "tau_sigma"),
+          "log_q_c": (None, "sigma_q"), "beta_c": (None, "sigma_beta")}
+PRIORS = MODEL.priors
+#: Written non-centered in both programs (see the program's header).
+ALWAYS_Z = ("log_tau_g", "logit_k_s")
+
+
+def _small(seed: int = 7, **overrides) -> tuple[psm.models.Simulation, dict]:
+    settings = {"n_genes": 6, "guides_per_gene": (1, 2, 3), "n_cell_lines": 4, "missing_fraction": 0.2,
+                "multi_alignment_fraction": 0.3, **overrides}
+    sim = MODEL.simulate(seed=seed, **settings)
+    return sim, MODEL.prepare(sim.data).data
+
+
+# ----------------------------------------------------------------- layout
+
+
+def test_units_form_contiguous_gene_by_cell_line_blocks() -> None:
+    sim, data = _small()
+    frame = sim.data
+    assert data["N"] == len(frame) and data["C"] == 4
+    start = np.asarray(data["block_start"])
+    assert start[0] == 1 and start[-1] == data["U"] + 1 and np.all(np.diff(start) >= 1)
+    gene_of_unit = np.asarray(data["sgrna_gene"])[np.asarray(data["unit_sgrna"]) - 1]
+    block_of_unit = np.repeat(np.arange(data["B"]), np.diff(start))
+    assert np.array_equal(gene_of_unit, np.asarray(data["block_gene"])[block_of_unit])
+    assert np.array_equal(np.asarray(data["unit_cell_line"]), np.asarray(data["block_cell_line"])[block_of_unit])
+    # The unit statistics reproduce the rows: total sum of squares, per block.
+    y = np.asarray(data["logfc"])
+    unit = np.asarray(data["row_unit"]) - 1
+    total = np.bincount(block_of_unit[unit], weights=y**2)
+    n, ybar = np.asarray(data["unit_n"]), np.asarray(data["unit_logfc"])
+    rebuilt = np.asarray(data["ss_block"]) + np.bincount(block_of_unit, weights=n * ybar**2)
+    np.testing.assert_allclose(rebuilt, total, rtol=1e-10)
+    # Multi-aligned guides add log2(2) = 1 to their covariate.
+    two = frame.groupby("sgrna")["n_alignments"].first() == 2
+    assert two.any() and (~two).any()
+
+
+def test_one_cell_line_and_uneven_copy_number_are_refused() -> None:
+    sim, _ = _small()
+    one = sim.data[sim.data["cell_line"] == sim.data["cell_line"].iloc[0]]
+    with pytest.raises(DataError, match="at least 2 cell lines"):
+        MODEL.prepare(one)
+    uneven = sim.data.copy()
+    uneven.loc[uneven.index[0], "log2_copy_number"] += 1.0
+    with pytest.raises(DataError, match="'log2_copy_number' takes more than one value within gene x cell_line in 1 of"):
+        MODEL.prepare(uneven)
+
+
+# ------------------------------------------------------------ log density
+
+
+def _random_point(data: dict, parameterization: str, rng: np.random.Generator) -> dict:
+    sizes = {"mu_g": data["G"], "log_tau_g": data["G"], "logit_k_s": data["S"], "omega_s": data["S"],
+             "kappa_c": data["C"], "log_sigma_c": data["C"]}
+    point: dict = {}
+    for name, prior in PRIORS.items():
+        point[name] = float(abs(rng.normal(0.5, 0.2)) if prior[0] in ("halfnormal", "exponential") else rng.normal(0, 0.5))
+    for name, size in sizes.items():
+        suffix = "" if parameterization == "centered" and name not in ALWAYS_Z else "_z"
+        point[name + suffix] = rng.normal(0, 0.7, int(size)).tolist()
+    for name in ZERO_SUM:
+        point[name + ("_raw" if parameterization == "centered" else "_z")] = rng.normal(0, 0.5, int(data["C"]) - 1).tolist()
+    return point
+
+
+def _reference_log_density(data: dict, p: dict, centered: bool) -> float:
+    """Every prior term, and the rows of each gene x cell line block as one multivariate normal."""
+    basis = helmert_basis(int(data["C"]))
+    lp = 0.0
+    for name, prior in PRIORS.items():
+        family, *args = prior
+        if family == "normal":
+            lp += stats.norm.logpdf(p[name], args[0], args[1])
+        elif family == "halfnormal":
+            lp += stats.norm.logpdf(p[name], 0, args[0])
+        else:
+            lp += stats.expon.logpdf(p[name], scale=1 / args[0])
+    values = {}
+    for name in GROUP:
+        loc_name, scale_name = SCALES[name]
+        loc = p[loc_name] if loc_name else 0.0
+        if centered and name not in ALWAYS_Z:
+            values[name] = np.asarray(p[name])
+            lp += stats.norm.logpdf(values[name], loc, p[scale_name]).sum()
+        else:
+            z = np.asarray(p[name + "_z"])
+            values[name] = loc + p[scale_name] * z
+            lp += stats.norm.logpdf(z).sum()
+    for name in ZERO_SUM:
+        scale = p[SCALES[name][1]]
+        if centered:
+            raw = np.asarray(p[name + "_raw"])
+            values[name] = basis @ raw
+            lp += stats.norm.logpdf(raw, 0, scale).sum()
+        else:
+            z = np.asarray(p[name + "_z"])
+            values[name] = scale * (basis @ z)
+            lp += stats.norm.logpdf(z).sum()
+    y = np.asarray(data["logfc"])
+    unit = np.asarray(data["row_unit"]) - 1
+    s = np.asarray(data["unit_sgrna"])[unit] - 1
+    c = np.asarray(data["unit_cell_line"])[unit] - 1
+    g = np.asarray(data["sgrna_gene"])[s] - 1
+    x = np.asarray(data["unit_x"])[unit]
+    a = expit(values["logit_k_s"][s]) * np.exp(values["log_q_c"][c])
+    offset = values["beta_c"][c] + values["omega_s"][s] + values["kappa_c"][c] * x
+    for gene, cell in {(int(i), int(j)) for i, j in zip(g, c)}:
+        rows = (g == gene) & (c == cell)
+        tau, sigma = np.exp(values["log_tau_g"][gene]), np.exp(values["log_sigma_c"][cell])
+        cov = sigma**2 * np.eye(rows.sum()) + tau**2 * np.outer(a[rows], a[rows])
+        lp += stats.multivariate_normal.logpdf(y[rows], offset[rows] + a[rows] * values["mu_g"][gene], cov)
+    return float(lp)
+
+
+@pytest.mark.parametrize("engine", engines())
+@pytest.mark.parametrize("parameterization", PARAMETERIZATIONS)
+def test_log_density_matches_rows_as_multivariate_normals(parameterization: str, engine: str) -> None:
+    _, data = _small()
+    rng = np.random.default_rng(2024)
+    points = [_random_point(data, parameterization, rng) for _ in range(4)]
+    compiled = compile_model("gene_effect", parameterization, engine)
+    eng = get_engine(engine)
+    stan_lp = np.array([eng.log_prob(compiled.program, compiled.directory, data, q, jacobian=False) for q in points])
+    numpy_lp = np.array([_reference_log_density(data, q, parameterization == "centered") for q in points])
+    # Differences cancel the constants Stan drops; the reference never forms
+    # sufficient statistics or the rank-one update, so a slip in either, a
+    # wrong index or a prior counted twice moves them by O(1), round-off by 1e-8.
+    np.testing.assert_allclose(stan_lp[1:] - stan_lp[0], numpy_lp[1:] - numpy_lp[0], rtol=1e-8, atol=1e-8)
+
+
+def test_reference_density_detects_a_wrong_efficacy() -> None:
+    # The comparison above can fail: with k_s = 1 instead of inv_logit the
+    # reference moves by far more than its tolerance (efficacies moved by 3 sd).
+    _, data = _small()
+    point = _random_point(data, "centered", np.random.default_rng(1))
+    moved = dict(point, logit_k_s_z=(np.asarray(point["logit_k_s_z"]) + 3).tolist())
+    assert abs(_reference_log_density(data, moved, True) - _reference_log_density(data, point, True)) > 1.0
+
+
+# --------------------------------------------------------------- the fit
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[psm.models.Simulation, object]:
+    sim = MODEL.simulate(seed=11)
+    stan_data = MODEL.prepare(sim.data, compute_theta=True)
+    fit = psm.fit("gene_effect", stan_data, parameterization="recommended", seed=1, show_progress=False)
+    d = fit.diagnostics()
+    RECOVERY_DIAGNOSTICS.append(
+        f"gene_effect {fit.idata.posterior.attrs['parameterization']:<12} R-hat {d.max_rhat:.4f}  "
+        f"bulk ESS {d.min_ess_bulk:.0f}  divergences {d.divergences}  "
+        f"{fit.idata.posterior.attrs['sampling_seconds']:.1f} s"
+    )
+    return sim, fit
+
+
+def _theta_truth(sim, table: pd.DataFrame) -> np.ndarray:
+    genes = sorted(sim.data["gene"].unique())
+    cells = sorted(sim.data["cell_line"].unique())
+    g = table["gene"].map({x: i for i, x in enumerate(genes)}).to_numpy()
+    c = table["cell_line"].map({x: i for i, x in enumerate(cells)}).to_numpy()
+    return sim.truth["theta"][g, c]
+
+
+def test_fit_converges(fitted) -> None:
+    _, fit = fitted
+    d = fit.diagnostics()
+    assert d.max_rhat < 1.01 and d.min_ess_bulk > 400 and d.divergences == 0
+
+
+def test_theta_moments_are_the_programs_conditional(fitted) -> None:
+    _, fit = fitted
+    mean, sd = theta_moments(_fit_data(fit), _draws(fit))
+    theta = fit.idata.posterior["theta"].stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+    z = (theta - mean) / sd
+    # theta was drawn in the program from normal(mean, sd) computed there; the
+    # numpy moments must give z ~ N(0, 1) over ~10^6 values: mean within
+    # 5 / sqrt(n) of 0 and sd within 1%. A wrong block sum or index shifts a
+    # whole block's z by O(1).
+    assert abs(z.mean()) < 5 / np.sqrt(z.size)
+    assert abs(z.std() - 1) < 0.01
+    assert np.abs(z.mean(axis=0)).max() < 5 / np.sqrt(z.shape[0])
+
+
+def test_theta_recovered_with_calibrated_intervals(fitted) -> None:
+    sim, fit = fitted
+    table = gene_effect_summaries(fit, prob=0.9)
+    truth = _theta_truth(sim, table)
+    covered = int(((table["q_low"] <= truth) & (truth <= table["q_high"])).sum())
+    # theta was drawn from the model given the simulation's hyperparameters, so
+    # calibrated 90% intervals cover Binomial(B, 0.9) of them (see coverage_floor).
+    assert covered >= coverage_floor(len(table)), f"{covered} of {len(table)} covered"
+    # Raw mean on the logFC scale, unscaled: correlation with the truth.
+    assert np.corrcoef(table["raw_mean"], truth)[0, 1] > 0.9
+
+
+def test_a_too_narrow_interval_fails_the_coverage_check(fitted) -> None:
+    sim, fit = fitted
+    table = gene_effect_summaries(fit, prob=0.5)  # a 50% interval labelled 90%
+    truth = _theta_truth(sim, table)
+    covered = int(((table["q_low"] <= truth) & (truth <= table["q_high"])).sum())
+    assert covered < coverage_floor(len(table))
+
+
+def test_group_effects_recovered(fitted) -> None:
+    sim, fit = fitted
+    rec = fit.recovery({k: sim.truth[k] for k in ("mu_g", "logit_k_s", "log_sigma_c", "log_q_c")})
+    for name, part in rec.groupby("parameter"):
+        assert int(part["covered"].sum()) >= coverage_floor(len(part)), name
+
+
+def test_p_dependency_is_calibrated(fitted) -> None:
+    sim, fit = fitted
+    table = gene_effect_summaries(fit, threshold=-0.5)
+    below = _theta_truth(sim, table) < -0.5
+    p = table["p_dependency"].to_numpy()
+    # Within each bin of P, the count of cells truly below the threshold is a
+    # sum of Bernoulli(p_i) if P is calibrated: its mean is sum p_i and its sd
+    # sqrt(sum p_i (1 - p_i)). 3.5 sd (+1 for the discreteness of small bins)
+    # holds for a calibrated P; an overconfident one piles its misses up.
+    for lo, hi in ((0, 0.1), (0.1, 0.5), (0.5, 0.9), (0.9, 1.01)):
+        members = (p >= lo) & (p < hi)
+        expected = p[members].sum()
+        sd = np.sqrt((p[members] * (1 - p[members])).sum())
+        assert abs(below[members].sum() - expected) <= 3.5 * sd + 1, (lo, hi, below[members].sum(), expected)
+
+
+def test_scaled_to_controls(fitted) -> None:
+    sim, fit = fitted
+    raw = gene_effect_summaries(fit)
+    genes = raw.groupby("gene")["raw_mean"].mean().sort_values()
+    essential, nonessential = list(genes.index[:5]), list(genes.index[-12:])
+    table = gene_effect_summaries(fit, essential=essential, nonessential=nonessential)
+    shift, scale = table.attrs["shift"], table.attrs["scale"]
+    assert table["scaled"].all() and shift.shape == scale.shape == (4000,) and np.all(scale > 0)
+    # The scaled posterior means put the controls where the scaling does per
+    # draw: medians of line medians near 0 and -1 (means of medians differ
+    # from medians of means by posterior noise, well under 0.15 here).
+    def median_of_lines(gs):
+        return table[table["gene"].isin(gs)].groupby("cell_line")["mean"].median().median()
+    assert abs(median_of_lines(nonessential)) < 0.15
+    assert abs(median_of_lines(essential) + 1) < 0.15
+    matrix = depmap_matrix(table, "mean", {g: f"{g} (1{i})" for i, g in enumerate(genes.index)})
+    assert matrix.index.name == "ModelID" and matrix.shape == (10, 24)
+    assert all(label.endswith(")") for label in matrix.columns)
+    with pytest.raises(ValueError, match="both control lists"):
+        gene_effect_summaries(fit, essential=essential)

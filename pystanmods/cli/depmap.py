@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pystanmods.cli.arguments import add_sampler_arguments, sampler_options
+
 
 _EXAMPLE = "pystanmods depmap prepare RELEASE_DIR --genes KRAS MYB --missing drop -o tidy.csv"
 
@@ -35,11 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
         epilog=f"example: {_EXAMPLE}",
     )
-    prepare.add_argument("release_dir", metavar="RELEASE_DIR", help="directory holding the release's CSV files")
-    genes = prepare.add_mutually_exclusive_group()
-    genes.add_argument("--genes", nargs="+", metavar="GENE", help="symbols, 'SYMBOL (ENTREZ)' labels or Entrez IDs")
-    genes.add_argument("--genes-file", metavar="F", help="file with one gene per line")
-    prepare.add_argument("--cell-lines", nargs="+", metavar="ACH", help="ModelIDs to keep (default: all screened)")
+    _add_selection(prepare)
     prepare.add_argument(
         "--missing", choices=("keep", "drop"), default="keep",
         help="rows whose cell line or gene lacks a covariate: keep as NA (default) or drop",
@@ -93,12 +91,8 @@ def _add_fit(commands: argparse._SubParsersAction) -> None:
         ),
         epilog=f"example: {_FIT_EXAMPLE}",
     )
-    fit.add_argument("release_dir", metavar="RELEASE_DIR", help="directory holding the release's CSV files")
-    genes = fit.add_mutually_exclusive_group()
-    genes.add_argument("--genes", nargs="+", metavar="GENE", help="symbols, 'SYMBOL (ENTREZ)' labels or Entrez IDs")
-    genes.add_argument("--genes-file", metavar="F", help="file with one gene per line")
+    genes = _add_selection(fit)
     genes.add_argument("--all", action="store_true", help="every gene of the release (the default)")
-    fit.add_argument("--cell-lines", nargs="+", metavar="ACH", help="ModelIDs to keep (default: all screened)")
     fit.add_argument(
         "--controls", nargs=2, metavar=("ESSENTIAL", "NONESSENTIAL"),
         help="control gene files for the scaling (default: the release's Achilles control lists)",
@@ -106,11 +100,7 @@ def _add_fit(commands: argparse._SubParsersAction) -> None:
     fit.add_argument("--threshold", type=float, default=-0.5,
                      help="gene_dependency is P(scaled effect < THRESHOLD) (default -0.5)")
     fit.add_argument("--prob", type=float, default=0.9, help="mass of the central interval (default 0.9)")
-    fit.add_argument("--parameterization", default="recommended", choices=("recommended", "centered", "noncentered"))
-    fit.add_argument("--chains", type=int, default=4)
-    fit.add_argument("--iter-warmup", type=int, default=1000)
-    fit.add_argument("--iter-sampling", type=int, default=1000)
-    fit.add_argument("--seed", type=int, default=1)
+    add_sampler_arguments(fit, chains=4, warmup=1000, sampling=1000)
     fit.add_argument("--quiet", action="store_true", help="no progress bar and no prepare report")
     fit.add_argument("-o", "--out", required=True, metavar="DIR", help="directory of the outputs (created)")
     fit.set_defaults(func=fit_handler)
@@ -132,13 +122,9 @@ def fit_handler(args: argparse.Namespace) -> int:
         nonessential=nonessential,
         threshold=args.threshold,
         prob=args.prob,
-        parameterization=args.parameterization,
         verbose=not args.quiet,
-        chains=args.chains,
-        iter_warmup=args.iter_warmup,
-        iter_sampling=args.iter_sampling,
-        seed=args.seed,
         show_progress=not args.quiet,
+        **sampler_options(args),
     )
     written = result.write(out)
     print(result.fit.diagnostics())
@@ -148,6 +134,16 @@ def fit_handler(args: argparse.Namespace) -> int:
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
     print(f"wrote {len(written)} files to {out}")
     return 0
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
+    """The release, and the genes and cell lines to keep; returns the genes group."""
+    parser.add_argument("release_dir", metavar="RELEASE_DIR", help="directory holding the release's CSV files")
+    genes = parser.add_mutually_exclusive_group()
+    genes.add_argument("--genes", nargs="+", metavar="GENE", help="symbols, 'SYMBOL (ENTREZ)' labels or Entrez IDs")
+    genes.add_argument("--genes-file", metavar="F", help="file with one gene per line")
+    parser.add_argument("--cell-lines", nargs="+", metavar="ACH", help="ModelIDs to keep (default: all screened)")
+    return genes
 
 
 def _read_genes_file(path: str) -> list[str]:

@@ -84,7 +84,8 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The test's environment, with a temporary directory of the fit's own."""
     tmp = tmp_path / "tmpdir"
     tmp.mkdir(exist_ok=True)
-    return {**os.environ, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1", **extra}
+    return {**os.environ, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1", "PYSTANMODS_TEST_TOKEN": str(tmp_path),
+            **extra}
 
 
 def _children(pid: int) -> list[int]:
@@ -105,6 +106,34 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _with_token(token: str) -> list[int]:
+    """Running processes whose environment holds ``token``: the fit and all it
+    started, also those no longer its children."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if token.encode() in (entry / "environ").read_bytes().split(b"\0") and _running(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def _assert_nothing_left(tmp_path: Path) -> None:
+    """No process started by the test's fit still runs, its children's children
+    and orphans included: all carry the test's token in their environment."""
+    token = f"PYSTANMODS_TEST_TOKEN={tmp_path}"
+    # The fit's own chain processes die with it (the kernel's parent-death
+    # signal), a moment after it ends.
+    deadline = time.monotonic() + 10
+    while (left := _with_token(token)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], "processes left running after the fit ended"
 
 
 def _assert_gone(pids: list[int]) -> None:
@@ -179,7 +208,9 @@ def _interrupt(process: subprocess.Popen, stderr: _Stderr, sig: signal.Signals,
     """At ``moment`` of the fit, send ``sig``; the chain processes and the seconds to exit."""
     _wait_for_moment(process, stderr, moment)
     chains = _children(process.pid)
-    assert chains, "no chain processes found under the fit"
+    # cmdstanpy shows its bars before it starts the chains; what it starts
+    # after the signal is looked for by _assert_nothing_left.
+    assert chains or moment == "at-the-bar", "no chain processes found under the fit"
     start = time.monotonic()
     process.send_signal(sig)
     _wait_or_kill(process, chains, sig.name)
@@ -217,6 +248,7 @@ def test_cli_fit_interrupted_stops_its_chains_and_exits_130(
     # One line, not asyncio's tracebacks.
     assert _lines_besides_progress(stderr.text()) == ["pystanmods: interrupted"]
     _assert_gone(chains)
+    _assert_nothing_left(tmp_path)
     assert not (tmp_path / "big.nc").exists()
     assert _sockets(tmp_path) == []
     # The next fit, in a fresh process, works.
@@ -252,6 +284,7 @@ def test_a_fit_started_with_sigint_ignored_ignores_it_and_stops_on_sigterm(
     assert process.returncode == 130, stderr.text()
     assert _lines_besides_progress(stderr.text()) == ["pystanmods: interrupted"]
     _assert_gone(chains)
+    _assert_nothing_left(tmp_path)
     assert _sockets(tmp_path) == []
 
 
@@ -319,6 +352,7 @@ def test_api_fit_interrupted_raises_keyboardinterrupt_and_fits_again(
     assert not re.search(r"CancelledError|httpstan/|aiohttp/|Exception in callback", text), text
     assert _lines_besides_progress(text)[-1].startswith("KeyboardInterrupt: sampling model1 was interrupted")
     _assert_gone(chains)
+    _assert_nothing_left(tmp_path)
     assert _sockets(tmp_path) == []
 
 
@@ -359,20 +393,6 @@ Engine().sample(Program(), Path("."))
 """
 
 
-def _with_token(token: str) -> list[int]:
-    """Running processes whose environment holds ``token``: the fit and all it
-    started, also those no longer its children."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if token.encode() in (entry / "environ").read_bytes().split(b"\0") and _running(int(entry.name)):
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 @pytest.mark.parametrize("moment", ["at-start", "chains-running"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_cmdstan_style_chains_are_stopped_on_interrupt(sig: signal.Signals, moment: str, tmp_path: Path) -> None:
@@ -387,7 +407,7 @@ def test_cmdstan_style_chains_are_stopped_on_interrupt(sig: signal.Signals, mome
     script = tmp_path / "chains.py"
     script.write_text(textwrap.dedent(CMDSTAN_LIKE_SCRIPT))
     token = f"PYSTANMODS_TEST_TOKEN={tmp_path}"
-    env = _env(tmp_path, PYSTANMODS_TEST_TOKEN=str(tmp_path))
+    env = _env(tmp_path)
     process, stderr = _start([sys.executable, str(script)], tmp_path, env)
     assert process.stdout.readline() == b"started\n"
     chains: list[int] = []
@@ -401,10 +421,7 @@ def test_cmdstan_style_chains_are_stopped_on_interrupt(sig: signal.Signals, mome
     assert process.returncode == -signal.SIGINT
     assert stderr.text().rstrip().endswith("KeyboardInterrupt: sampling fake was interrupted; its chains were stopped")
     _assert_gone(chains)
-    left = _with_token(token)
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
-    assert left == [], "chains left running after the fit ended"
+    _assert_nothing_left(tmp_path)
 
 
 def _cmdstanpy_error(retcodes: str) -> RuntimeError:

@@ -16,6 +16,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,12 +34,40 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="f
 #: on one idle core, measured at 400 iterations in 12.9 s).
 LONG_FIT = ["--chains", "2", "--iter-warmup", "5000", "--iter-sampling", "5000", "--seed", "1",
             "--no-log-lik", "--no-y-rep"]
+#: A fit that reaches its draws within seconds (100 warmup iterations per
+#: chain) and would then draw for minutes (2 x 5,000 on 50,000 rows).
+DRAWING_FIT = ["--chains", "2", "--iter-warmup", "100", "--iter-sampling", "5000", "--seed", "1",
+               "--no-log-lik", "--no-y-rep"]
+DRAWING_WARMUP = 100
 #: Not a speed requirement: a bound that tells an exit from a hang, with
 #: room for a loaded machine. The chains themselves would need minutes.
 EXIT_WITHIN = 60.0
 # Progress bars once some iterations are done: the embedded engine's
 # ("Sampling: 1%|...| 100/20000") and cmdstanpy's, one per chain ("chain 1: ...").
 SAMPLING = re.compile(rb"(?:Sampling|chain \d+):[^\r\n]*\|\s*[1-9]\d*/\d+")
+# The progress bar as soon as it shows, before any iteration ("| 0/20000"):
+# the chains have just been started.
+AT_THE_BAR = re.compile(rb"(?:Sampling|chain \d+):[^\r\n]*?\|\s*\d+/\d+")
+_COUNTS = re.compile(rb"(Sampling|chain \d+):[^\r\n]*?\|\s*(\d+)/\d+")
+
+
+def _drawing(data: bytes, warmup: int) -> bool:
+    """Some chain is past its warmup, saving draws.
+
+    The embedded engine's one bar counts the iterations of all chains (two
+    here): past 2 x warmup, at least one chain is past its own. cmdstanpy's
+    bars count one chain each.
+    """
+    counts: dict[bytes, int] = {}
+    for name, count in _COUNTS.findall(data):
+        counts[name] = max(counts.get(name, 0), int(count))
+    return counts.get(b"Sampling", 0) > 2 * warmup or any(
+        n > warmup for name, n in counts.items() if name.startswith(b"chain"))
+
+
+#: When the signal is sent: as soon as the progress bar shows, once warmup
+#: iterations are done, and once draws are being saved.
+MOMENTS = ["at-the-bar", "warmup", "drawing"]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +84,8 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The test's environment, with a temporary directory of the fit's own."""
     tmp = tmp_path / "tmpdir"
     tmp.mkdir(exist_ok=True)
-    return {**os.environ, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1", **extra}
+    return {**os.environ, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1", "PYSTANMODS_TEST_TOKEN": str(tmp_path),
+            **extra}
 
 
 def _children(pid: int) -> list[int]:
@@ -78,6 +108,34 @@ def _running(pid: int) -> bool:
         return False
 
 
+def _with_token(token: str) -> list[int]:
+    """Running processes whose environment holds ``token``: the fit and all it
+    started, also those no longer its children."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if token.encode() in (entry / "environ").read_bytes().split(b"\0") and _running(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def _assert_nothing_left(tmp_path: Path) -> None:
+    """No process started by the test's fit still runs, its children's children
+    and orphans included: all carry the test's token in their environment."""
+    token = f"PYSTANMODS_TEST_TOKEN={tmp_path}"
+    # The fit's own chain processes die with it (the kernel's parent-death
+    # signal), a moment after it ends.
+    deadline = time.monotonic() + 10
+    while (left := _with_token(token)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], "processes left running after the fit ended"
+
+
 def _assert_gone(pids: list[int]) -> None:
     deadline = time.monotonic() + 10
     while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
@@ -97,12 +155,15 @@ class _Stderr:
         while chunk := os.read(process.stderr.fileno(), 4096):
             self.data += chunk
 
-    def wait_for(self, pattern: re.Pattern, process: subprocess.Popen, timeout: float = 300) -> None:
+    def wait_for(self, pattern: re.Pattern | Callable[[bytes], bool], process: subprocess.Popen,
+                 timeout: float = 300) -> None:
+        found = pattern if callable(pattern) else pattern.search
         deadline = time.monotonic() + timeout
-        while not pattern.search(self.data):
+        while not found(self.data):
             assert process.poll() is None, f"ended before sampling: {self.data.decode(errors='replace')}"
             assert time.monotonic() < deadline, "sampling never started"
-            time.sleep(0.2)
+            # Polled often: "at-the-bar" means at once.
+            time.sleep(0.02)
 
     def text(self) -> str:
         self._thread.join(timeout=10)
@@ -116,16 +177,40 @@ def _lines_besides_progress(text: str) -> list[str]:
             if p.strip() and not re.match(r"\s*(Sampling:|chain \d|\x1b)", p) and " - cmdstanpy - INFO - " not in p]
 
 
-def _start(args: list[str], tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, _Stderr]:
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
+#: Runs a command with SIGINT at its default disposition (or ignored), then
+#: execs it. A process inherits an ignored SIGINT, and keeps it through exec:
+#: so did every fit started by a test suite run as a background job of a
+#: script (``make test &``), whose Ctrl-C tests then waited in vain. A
+#: terminal's foreground job, which Ctrl-C reaches, never has it ignored.
+_LAUNCH = ("import os, signal, sys; "
+           "signal.signal(signal.SIGINT, signal.SIG_IGN if sys.argv[1] == 'ignored' else signal.SIG_DFL); "
+           "os.execv(sys.argv[2], sys.argv[2:])")
+
+
+def _start(args: list[str], tmp_path: Path, env: dict[str, str],
+           sigint: str = "default") -> tuple[subprocess.Popen, _Stderr]:
+    process = subprocess.Popen([sys.executable, "-c", _LAUNCH, sigint, *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
     return process, _Stderr(process)
 
 
-def _interrupt(process: subprocess.Popen, stderr: _Stderr, sig: signal.Signals) -> tuple[list[int], float]:
-    """Once sampling runs, send ``sig``; the chain processes and the seconds to exit."""
-    stderr.wait_for(SAMPLING, process)
+def _wait_for_moment(process: subprocess.Popen, stderr: _Stderr, moment: str) -> None:
+    if moment == "at-the-bar":
+        stderr.wait_for(AT_THE_BAR, process)
+    elif moment == "warmup":
+        stderr.wait_for(SAMPLING, process)
+    else:
+        stderr.wait_for(lambda data: _drawing(data, DRAWING_WARMUP), process)
+
+
+def _interrupt(process: subprocess.Popen, stderr: _Stderr, sig: signal.Signals,
+               moment: str = "warmup") -> tuple[list[int], float]:
+    """At ``moment`` of the fit, send ``sig``; the chain processes and the seconds to exit."""
+    _wait_for_moment(process, stderr, moment)
     chains = _children(process.pid)
-    assert chains, "no chain processes found under the fit"
+    # cmdstanpy shows its bars before it starts the chains; what it starts
+    # after the signal is looked for by _assert_nothing_left.
+    assert chains or moment == "at-the-bar", "no chain processes found under the fit"
     start = time.monotonic()
     process.send_signal(sig)
     _wait_or_kill(process, chains, sig.name)
@@ -148,19 +233,22 @@ def _sockets(tmp_path: Path) -> list[Path]:
     return sorted((tmp_path / "tmpdir").glob("httpstan_*.sock"))
 
 
+@pytest.mark.parametrize("moment", MOMENTS)
 @pytest.mark.parametrize("engine", engines())
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_cli_fit_interrupted_stops_its_chains_and_exits_130(
-    engine: str, sig: signal.Signals, csv_files: dict[str, Path], tmp_path: Path
+    engine: str, sig: signal.Signals, moment: str, csv_files: dict[str, Path], tmp_path: Path
 ) -> None:
     env = _env(tmp_path, PYSTANMODS_ENGINE=engine)
     cli = [sys.executable, "-m", "pystanmods.cli.main", "fit", "model1"]
-    process, stderr = _start([*cli, str(csv_files["big"]), "-o", "big.nc", *LONG_FIT], tmp_path, env)
-    chains, seconds = _interrupt(process, stderr, sig)
+    fit = DRAWING_FIT if moment == "drawing" else LONG_FIT
+    process, stderr = _start([*cli, str(csv_files["big"]), "-o", "big.nc", *fit], tmp_path, env)
+    chains, seconds = _interrupt(process, stderr, sig, moment)
     assert process.returncode == 130, stderr.text()
     # One line, not asyncio's tracebacks.
     assert _lines_besides_progress(stderr.text()) == ["pystanmods: interrupted"]
     _assert_gone(chains)
+    _assert_nothing_left(tmp_path)
     assert not (tmp_path / "big.nc").exists()
     assert _sockets(tmp_path) == []
     # The next fit, in a fresh process, works.
@@ -169,6 +257,35 @@ def test_cli_fit_interrupted_stops_its_chains_and_exits_130(
                            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert after.returncode == 0, after.stderr
     assert (tmp_path / "small.nc").is_file()
+
+
+@pytest.mark.parametrize("engine", engines())
+def test_a_fit_started_with_sigint_ignored_ignores_it_and_stops_on_sigterm(
+    engine: str, csv_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """A job started with ``&`` by a script (no job control) inherits an
+    ignored SIGINT. It keeps ignoring it, as Python and every program do;
+    SIGTERM still stops the fit in one line. Before, SIGTERM went through
+    SIGINT's handler, absent then: the CLI printed asyncio's tracebacks, and
+    the API hung."""
+    env = _env(tmp_path, PYSTANMODS_ENGINE=engine)
+    cli = [sys.executable, "-m", "pystanmods.cli.main", "fit", "model1"]
+    process, stderr = _start([*cli, str(csv_files["big"]), "-o", "big.nc", *LONG_FIT], tmp_path, env,
+                             sigint="ignored")
+    stderr.wait_for(SAMPLING, process)
+    chains = _children(process.pid)
+    process.send_signal(signal.SIGINT)
+    # Not a timing requirement: the fit has minutes to go, so had SIGINT
+    # acted, the process would have ended well within this.
+    with pytest.raises(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+    process.send_signal(signal.SIGTERM)
+    _wait_or_kill(process, chains, "SIGTERM")
+    assert process.returncode == 130, stderr.text()
+    assert _lines_besides_progress(stderr.text()) == ["pystanmods: interrupted"]
+    _assert_gone(chains)
+    _assert_nothing_left(tmp_path)
+    assert _sockets(tmp_path) == []
 
 
 API_SCRIPT = """
@@ -180,8 +297,8 @@ import pystanmods as psm
 
 def fit_twice():
     try:
-        psm.fit("model1", pd.read_csv(sys.argv[1]), chains=2, iter_warmup=5000, iter_sampling=5000, seed=1,
-                compute_log_lik=False, compute_y_rep=False)
+        psm.fit("model1", pd.read_csv(sys.argv[1]), chains=2, iter_warmup=int(sys.argv[4]), iter_sampling=5000,
+                seed=1, compute_log_lik=False, compute_y_rep=False)
     except KeyboardInterrupt as error:
         print("interrupted:", error, flush=True)
         # The same process fits again: its chain processes were replaced.
@@ -203,12 +320,15 @@ else:
 
 
 @pytest.mark.parametrize(
-    ("sig", "where"),
-    [(signal.SIGINT, "script"), (signal.SIGTERM, "script"), (signal.SIGINT, "loop")],
-    ids=["SIGINT", "SIGTERM", "SIGINT-in-a-running-loop"],
+    ("sig", "where", "moment"),
+    [(signal.SIGINT, "script", "warmup"), (signal.SIGTERM, "script", "warmup"), (signal.SIGINT, "loop", "warmup"),
+     (signal.SIGINT, "script", "at-the-bar"), (signal.SIGTERM, "script", "drawing"),
+     (signal.SIGINT, "loop", "at-the-bar"), (signal.SIGTERM, "loop", "drawing")],
+    ids=["SIGINT", "SIGTERM", "SIGINT-in-a-running-loop", "SIGINT-at-the-bar", "SIGTERM-drawing",
+         "SIGINT-in-a-running-loop-at-the-bar", "SIGTERM-in-a-running-loop-drawing"],
 )
 def test_api_fit_interrupted_raises_keyboardinterrupt_and_fits_again(
-    sig: signal.Signals, where: str, csv_files: dict[str, Path], tmp_path: Path
+    sig: signal.Signals, where: str, moment: str, csv_files: dict[str, Path], tmp_path: Path
 ) -> None:
     """A plain script, and a fit inside a running event loop (as in Jupyter,
     where the chains run from a helper thread): there the refit's chains died
@@ -216,9 +336,10 @@ def test_api_fit_interrupted_raises_keyboardinterrupt_and_fits_again(
     script = tmp_path / "fit.py"
     script.write_text(textwrap.dedent(API_SCRIPT))
     env = _env(tmp_path, PYSTANMODS_ENGINE="pystan")
-    process, stderr = _start([sys.executable, str(script), str(csv_files["big"]), str(csv_files["small"]), where],
-                             tmp_path, env)
-    chains, seconds = _interrupt(process, stderr, sig)
+    warmup = DRAWING_WARMUP if moment == "drawing" else 5000
+    process, stderr = _start([sys.executable, str(script), str(csv_files["big"]), str(csv_files["small"]), where,
+                              str(warmup)], tmp_path, env)
+    chains, seconds = _interrupt(process, stderr, sig, moment)
     stdout = process.stdout.read().decode()
     # An unhandled KeyboardInterrupt ends Python by SIGINT: a shell reports 130.
     assert process.returncode == -signal.SIGINT, stderr.text()
@@ -231,6 +352,7 @@ def test_api_fit_interrupted_raises_keyboardinterrupt_and_fits_again(
     assert not re.search(r"CancelledError|httpstan/|aiohttp/|Exception in callback", text), text
     assert _lines_besides_progress(text)[-1].startswith("KeyboardInterrupt: sampling model1 was interrupted")
     _assert_gone(chains)
+    _assert_nothing_left(tmp_path)
     assert _sockets(tmp_path) == []
 
 
@@ -246,7 +368,8 @@ from pystanmods.engines import interrupts
 
 class Engine:
     # The engine's binary is `sleep`, run as cmdstanpy runs CmdStan: one
-    # process per chain, each waited for by a thread reading its output.
+    # process per chain, each waited for by a thread reading its output, and
+    # more chains (4) than threads (2), so that two wait in the queue.
     def binaries(self, program, directory):
         return [Path(shutil.which("sleep"))]
 
@@ -257,7 +380,7 @@ class Engine:
             process.stdout.read()
             return process.wait()
         with ThreadPoolExecutor(2) as pool:
-            futures = [pool.submit(chain, i) for i in range(2)]
+            futures = [pool.submit(chain, i) for i in range(4)]
             print("started", flush=True)
         return [f.result() for f in futures]
 
@@ -270,23 +393,35 @@ Engine().sample(Program(), Path("."))
 """
 
 
+@pytest.mark.parametrize("moment", ["at-start", "chains-running"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_cmdstan_style_chains_are_stopped_on_interrupt(sig: signal.Signals, tmp_path: Path) -> None:
+def test_cmdstan_style_chains_are_stopped_on_interrupt(sig: signal.Signals, moment: str, tmp_path: Path) -> None:
     """The CmdStan engine's interrupt handling, run here without CmdStan: the
-    chains are child processes waited for by threads, as in cmdstanpy."""
+    chains are child processes waited for by threads, as in cmdstanpy.
+
+    "at-start": the signal is sent as soon as the chains are submitted, when
+    they may not exist yet, or be forked but not yet running the binary (a
+    single sweep of the children missed those). "chains-running": once two
+    chains run; the two queued chains start as soon as those are killed.
+    """
     script = tmp_path / "chains.py"
     script.write_text(textwrap.dedent(CMDSTAN_LIKE_SCRIPT))
-    process, stderr = _start([sys.executable, str(script)], tmp_path, _env(tmp_path))
+    token = f"PYSTANMODS_TEST_TOKEN={tmp_path}"
+    env = _env(tmp_path)
+    process, stderr = _start([sys.executable, str(script)], tmp_path, env)
     assert process.stdout.readline() == b"started\n"
-    deadline = time.monotonic() + 30
-    while len(chains := _children(process.pid)) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    chains: list[int] = []
+    if moment == "chains-running":
+        deadline = time.monotonic() + 30
+        while len(chains := _children(process.pid)) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
     process.send_signal(sig)
-    _wait_or_kill(process, chains, sig.name)
+    _wait_or_kill(process, chains or _with_token(token), sig.name)
     assert process.returncode == -signal.SIGINT
     assert stderr.text().rstrip().endswith("KeyboardInterrupt: sampling fake was interrupted; its chains were stopped")
     _assert_gone(chains)
+    _assert_nothing_left(tmp_path)
 
 
 def _cmdstanpy_error(retcodes: str) -> RuntimeError:

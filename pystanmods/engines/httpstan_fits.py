@@ -15,6 +15,7 @@ seeded fit in its cache, and nothing reads a fit twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import re
@@ -127,52 +128,65 @@ async def run_chains(model_name: str, requests: list[dict[str, Any]], iterations
         Show a progress bar over all chains.
     """
     import stan.common
-    from tqdm.auto import tqdm
 
-    async with stan.common.HttpstanClient() as client:
-        operations = []
-        try:
-            for payload in requests:
-                resp = await client.post(f"/{model_name}/fits", json=payload)
-                if resp.status == 422:
-                    raise ValueError(str(resp.json()))
-                if resp.status != 201:
-                    raise RuntimeError(resp.json()["message"])
-                operations.append(resp.json())
-            done_iterations: dict[str, int] = {}
-            with tqdm(total=iterations * len(operations), desc="Sampling", unit="it", disable=not progress) as bar:
-                while not all(op["done"] for op in operations):
-                    for op in operations:
-                        if op["done"]:
-                            continue
-                        resp = await client.get(f"/{op['name']}")
-                        op.update(resp.json())
-                        found = _ITERATION.findall(op["metadata"].get("progress") or "")
-                        if found:
-                            now = int(found[-1][0])
-                            bar.update(now - done_iterations.get(op["name"], 0))
-                            done_iterations[op["name"]] = now
-                    await asyncio.sleep(0.05)
-        except asyncio.CancelledError:
-            # Ctrl-C (or SIGTERM, see interrupts): asyncio.run cancelled this
-            # task and would cancel httpstan's next, leaving the chain
-            # processes blocked on sockets nobody reads. Stop them first.
-            await _stop_chains()
-            raise
+    operations: list[dict[str, Any]] = []
+    try:
+        async with stan.common.HttpstanClient() as client:
+            try:
+                for payload in requests:
+                    resp = await client.post(f"/{model_name}/fits", json=payload)
+                    if resp.status == 422:
+                        raise ValueError(str(resp.json()))
+                    if resp.status != 201:
+                        raise RuntimeError(resp.json()["message"])
+                    operations.append(resp.json())
+                await _follow(client, operations, iterations, progress)
+            except asyncio.CancelledError:
+                # Ctrl-C or SIGTERM (interrupts.run_until_interrupted
+                # cancelled this task). Left to asyncio.run, httpstan's tasks
+                # would be cancelled next, leaving the chain processes blocked
+                # on sockets nobody reads; and the client must not close
+                # first, or httpstan reports each unfinished chain. Stop the
+                # chains while the server still runs.
+                await _stop_chains()
+                raise
+    except asyncio.CancelledError:
+        # Also when cancelled as the client opened or closed. Chains that
+        # had finished leave fit files nobody will read.
+        await _stop_chains()
+        delete_fits([op["result"]["name"] for op in operations if "name" in (op.get("result") or {})])
+        raise
     _raise_if_a_process_died(operations)
     names = [op["result"]["name"] for op in operations if "name" in op["result"]]
     failed = [op["result"] for op in operations if "name" not in op["result"]]
     if failed:
         # The chains that did finish leave fit files nobody will read.
-        import httpstan.cache
-
-        for name in names:
-            httpstan.cache.delete_fit(name)
+        delete_fits(names)
         message = failed[0].get("message", str(failed[0]))
         if "Initialization failed" in message:
             raise RuntimeError("Initialization failed.")
         raise RuntimeError(message)
     return names
+
+
+async def _follow(client: Any, operations: list[dict[str, Any]], iterations: int, progress: bool) -> None:
+    """Poll the chains' operations until all are done, with a progress bar over all chains."""
+    from tqdm.auto import tqdm
+
+    done_iterations: dict[str, int] = {}
+    with tqdm(total=iterations * len(operations), desc="Sampling", unit="it", disable=not progress) as bar:
+        while not all(op["done"] for op in operations):
+            for op in operations:
+                if op["done"]:
+                    continue
+                resp = await client.get(f"/{op['name']}")
+                op.update(resp.json())
+                found = _ITERATION.findall(op["metadata"].get("progress") or "")
+                if found:
+                    now = int(found[-1][0])
+                    bar.update(now - done_iterations.get(op["name"], 0))
+                    done_iterations[op["name"]] = now
+            await asyncio.sleep(0.05)
 
 
 class ChainProcessDied(RuntimeError):
@@ -211,17 +225,26 @@ def _is_chain_task(task: asyncio.Task) -> bool:
     return code is not None and code.co_name == "call" and code.co_filename.endswith("services_stub.py")
 
 
-def collect(fit_names: list[str], num_draws: int) -> list[ChainOutput]:
-    """Read the chains' fit files, then delete them from httpstan's cache."""
+def delete_fits(fit_names: list[str]) -> None:
+    """Delete fit files from httpstan's cache (those already gone are skipped)."""
     import httpstan.cache
 
-    chains = []
     for name in fit_names:
-        try:
-            chains.append(read_chain(httpstan.cache.fit_path(name), num_draws))
-        finally:
+        with contextlib.suppress(OSError, KeyError):
             httpstan.cache.delete_fit(name)
-    return chains
+
+
+def collect(fit_names: list[str], num_draws: int) -> list[ChainOutput]:
+    """Read the chains' fit files, then delete them from httpstan's cache.
+
+    All of them are deleted, also when reading one fails or is interrupted.
+    """
+    import httpstan.cache
+
+    try:
+        return [read_chain(httpstan.cache.fit_path(name), num_draws) for name in fit_names]
+    finally:
+        delete_fits(fit_names)
 
 
 def split_variables(columns: list[str], draws: np.ndarray, names: list[str],

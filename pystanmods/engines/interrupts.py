@@ -5,10 +5,19 @@ command line then exits 130. Python ends at once on SIGTERM, leaving the
 chain processes to run on as orphans, so during a fit SIGTERM takes the same
 path as Ctrl-C. A chain process that dies is reported with the model and the
 cache entry it ran (:func:`chain_died`).
+
+A process that starts with SIGINT ignored (a job started with ``&`` by a
+script, or by anything else without job control) keeps ignoring it, as
+Python itself and every other program do; SIGTERM still stops its fit. The
+stop does not depend on SIGINT's handler: the chains' event loop is cancelled
+by handlers of its own (:func:`run_until_interrupted`), and the CmdStan
+engine's chains are killed from the signal handler, not from wherever the
+KeyboardInterrupt happens to surface (:func:`stop_cmdstan_on_interrupt`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -17,7 +26,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -27,12 +36,94 @@ T = TypeVar("T")
 
 def _as_sigint(signum: int, frame: FrameType | None) -> None:
     # Whatever handles Ctrl-C now: asyncio.run's handler cancels its main
-    # task (the engine then stops its chains), Python's raises KeyboardInterrupt.
+    # task, Python's raises KeyboardInterrupt. With SIGINT ignored there is
+    # none, and SIGTERM raises as Python's would.
     handler = signal.getsignal(signal.SIGINT)
     if callable(handler):
         handler(signum, frame)
     else:
         raise KeyboardInterrupt
+
+
+def _is_ctrl_c_default(handler: Any) -> bool:
+    """Python's Ctrl-C handler, or asyncio.run's stand-in for it."""
+    if handler is signal.default_int_handler:
+        return True
+    function = getattr(handler, "func", None)  # asyncio.Runner's functools.partial
+    return getattr(function, "__qualname__", "") == "Runner._on_sigint"
+
+
+def _interrupt_signals() -> list[signal.Signals]:
+    """The signals that stop a fit here.
+
+    SIGTERM unless the program handles or ignores it itself; SIGINT when it
+    has Python's default handler (or asyncio's): not when whoever started this
+    process ignored it, nor when the program installed its own.
+    """
+    signals = []
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, _as_sigint):
+        signals.append(signal.SIGTERM)
+    if _is_ctrl_c_default(signal.getsignal(signal.SIGINT)):
+        signals.append(signal.SIGINT)
+    return signals
+
+
+@contextlib.contextmanager
+def _handling(signals: list[signal.Signals], handler: Callable[[int, FrameType | None], None]) -> Iterator[bool]:
+    """Within the block ``handler`` handles ``signals``; yields False (and installs
+    nothing) outside the main thread, where Python cannot install handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield False
+        return
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+    try:
+        for sig in signals:
+            signal.signal(sig, handler)
+        yield True
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+def run_until_interrupted(main: Coroutine[Any, Any, T], discard: Callable[[T], None] | None = None) -> T:
+    """``asyncio.run(main)``, where SIGINT and SIGTERM cancel ``main`` and then raise KeyboardInterrupt.
+
+    ``main`` handles its cancellation (the engine stops its chains there).
+    asyncio.run's own handler covers SIGINT only when SIGINT has Python's
+    default handler: with SIGINT ignored, SIGTERM used to raise
+    KeyboardInterrupt inside whatever callback the loop was running
+    (httpstan's), which left the chains' tasks to be cancelled with a
+    traceback each, or the process hung. A signal that arrives after
+    ``main`` finished still interrupts: its result is passed to ``discard``.
+    A second signal while ``main`` stops is not acted on: stopping is bounded.
+    """
+    received: list[int] = []
+
+    async def guarded() -> T:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+
+        def cancel(signum: int, frame: FrameType | None) -> None:
+            received.append(signum)
+            if len(received) == 1 and task is not None:
+                # Cancelled from the loop, not from inside whatever step the
+                # signal interrupted.
+                loop.call_soon_threadsafe(task.cancel)
+
+        with _handling(_interrupt_signals(), cancel):
+            return await main
+
+    try:
+        result = asyncio.run(guarded())
+    except asyncio.CancelledError:
+        if received:
+            raise KeyboardInterrupt from None
+        raise
+    if received:
+        if discard is not None:
+            discard(result)
+        raise KeyboardInterrupt
+    return result
 
 
 @contextlib.contextmanager
@@ -179,25 +270,82 @@ def _signal_in(message: str) -> str | None:
     return None
 
 
+class _ChainStopper:
+    """Kills the chains that threads started during a CmdStan fit, until those threads end.
+
+    A single pass was not enough: a chain counted by its parent may not have
+    exec'd CmdStan yet (it still runs Python, so it is not recognised), and
+    with more chains than cores cmdstanpy's pool starts the queued chains as
+    soon as the killed ones end. Each would run to its end, and the
+    interpreter would wait for it at exit.
+    """
+
+    def __init__(self, executables: list[Path], threads: list[threading.Thread], timeout: float = 60.0) -> None:
+        self.executables = executables
+        self.threads = threads
+        self.timeout = timeout
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start stopping, in a thread of its own (once). Called from the main
+        thread only (the signal handler, the wrapper), so it needs no lock,
+        which a handler could find held by the code it interrupted."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="pystanmods-stop-chains", daemon=True)
+            self._thread.start()
+
+    def wait(self) -> None:
+        self.start()
+        assert self._thread is not None
+        self._thread.join(self.timeout + 10)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            for executable in self.executables:
+                stop_children(executable)
+            if not any(t.is_alive() for t in self.threads) or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+
+
 def stop_cmdstan_on_interrupt(sample: Callable[..., T]) -> Callable[..., T]:
     """Decorates the CmdStan engine's ``sample(program, directory, ...)``.
 
-    Within it SIGTERM acts as Ctrl-C; on either, this process's children that
-    run the program's executable are terminated (cmdstanpy's threads would
-    wait for them to finish their chains, and the interpreter for the
-    threads), and a short KeyboardInterrupt is raised. A CmdStan process
+    Within it SIGTERM acts as Ctrl-C. On either, the handler itself starts
+    killing this process's children that run the program's executable, and
+    keeps at it until the threads started by ``sample`` have ended
+    (:class:`_ChainStopper`): cmdstanpy's threads wait for their chains, a
+    ``with ThreadPoolExecutor`` block waits for its threads even as the
+    KeyboardInterrupt passes through it, and the interpreter waits for them
+    at exit. Then a short KeyboardInterrupt is raised. A CmdStan process
     killed by a signal (a crash) is reported with the model and cache entry.
     """
 
     @functools.wraps(sample)
     def wrapper(engine: Any, program: Any, directory: Path, *args: Any, **kwargs: Any) -> T:
-        with sigterm_as_interrupt():
+        before = set(threading.enumerate())
+        received: list[int] = []
+
+        def stopper() -> _ChainStopper:
+            threads = [t for t in threading.enumerate() if t not in before]
+            return _ChainStopper(engine.binaries(program, directory), threads)
+
+        stopping: list[_ChainStopper] = []
+
+        def interrupt(signum: int, frame: FrameType | None) -> None:
+            received.append(signum)
+            if len(received) == 1:
+                stopping.append(stopper())
+                stopping[0].start()
+                raise KeyboardInterrupt
+
+        with _handling(_interrupt_signals(), interrupt):
             try:
                 return sample(engine, program, directory, *args, **kwargs)
             except KeyboardInterrupt:
                 quiet_logger_after_stop("cmdstanpy")
-                for executable in engine.binaries(program, directory):
-                    stop_children(executable)
+                (stopping or [stopper()])[0].wait()
                 raise KeyboardInterrupt(f"sampling {program.name} was interrupted; its chains were stopped") from None
             except RuntimeError as error:
                 cause = _signal_in(str(error))

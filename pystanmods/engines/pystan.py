@@ -248,6 +248,8 @@ class PyStanEngine(Engine):
         with interrupts.sigterm_as_interrupt():
             try:
                 fit_names, posterior, seconds = self._run(program, directory, data, options)
+                # Inside: a signal while the fit files are read stops this too.
+                chains = httpstan_fits.collect(fit_names, options.kept_per_chain)
             except KeyboardInterrupt:
                 samplers.stop()
                 # One short traceback (or the CLI's one line), not asyncio's chain of them.
@@ -255,7 +257,6 @@ class PyStanEngine(Engine):
             except httpstan_fits.ChainProcessDied as died:
                 samplers.stop()
                 raise interrupts.chain_died(program.name, str(died), directory) from None
-        chains = httpstan_fits.collect(fit_names, options.kept_per_chain)
         columns = chains[0].columns
         messages = [m for chain in chains for m in chain.messages]
         if options.show_progress and messages:
@@ -287,8 +288,14 @@ class PyStanEngine(Engine):
         requests = httpstan_fits.payloads(posterior.data, posterior.random_seed, options.for_httpstan())
 
         def run() -> list[str]:
-            return asyncio.run(httpstan_fits.run_chains(
-                posterior.model_name, requests, options.iter_warmup + options.iter_sampling, options.show_progress))
+            # Not asyncio.run: its Ctrl-C handler exists only when SIGINT has
+            # Python's default one, and it does not cover SIGTERM.
+            return interrupts.run_until_interrupted(
+                httpstan_fits.run_chains(
+                    posterior.model_name, requests, options.iter_warmup + options.iter_sampling, options.show_progress
+                ),
+                discard=httpstan_fits.delete_fits,
+            )
 
         start = time.perf_counter()
         # In a notebook the chains run from a helper thread and Ctrl-C reaches

@@ -11,8 +11,10 @@ script, or by anything else without job control) keeps ignoring it, as
 Python itself and every other program do; SIGTERM still stops its fit. The
 stop does not depend on SIGINT's handler: the chains' event loop is cancelled
 by handlers of its own (:func:`run_until_interrupted`), and the CmdStan
-engine's chains are killed from the signal handler, not from wherever the
-KeyboardInterrupt happens to surface (:func:`stop_cmdstan_on_interrupt`).
+engine's chains are killed by a thread that learns of the signal from
+Python's wakeup fd, not from wherever the KeyboardInterrupt happens to
+surface, nor only once the main thread runs the handler
+(:func:`stop_cmdstan_on_interrupt`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -271,87 +274,170 @@ def _signal_in(message: str) -> str | None:
 
 
 class _ChainStopper:
-    """Kills the chains that threads started during a CmdStan fit, until those threads end.
+    """Stops the chains of one CmdStan fit, from a thread of its own, on a signal or on request.
 
-    A single pass was not enough: a chain counted by its parent may not have
-    exec'd CmdStan yet (it still runs Python, so it is not recognised), and
-    with more chains than cores cmdstanpy's pool starts the queued chains as
-    soon as the killed ones end. Each would run to its end, and the
-    interpreter would wait for it at exit.
+    Within the block the thread waits on a socket that Python's C-level
+    signal handler writes each signal's number to (``signal.set_wakeup_fd``),
+    whichever thread the signal lands in. It cannot rely on the Python-level
+    handler: that runs only when the main thread next runs bytecode, and
+    during a fit the main thread sleeps in ``Thread.join`` (cmdstanpy's ``with
+    ThreadPoolExecutor``) until the chains end. A signal caught by another
+    thread, or just before the main thread went to sleep, did not wake it, and
+    the fit ran on for minutes (the stand-in test in tests/test_faults.py
+    hung in 6 of 100 runs signalled as the chains started).
+
+    Once stopping, it kills this process's children that run one of
+    ``executables`` and keeps at it until the caller has left the fit and the
+    threads the fit started have ended: a chain counted by its parent may not
+    have exec'd CmdStan yet, and with more chains than cores cmdstanpy's pool
+    starts the queued chains as soon as the killed ones end. Threads that
+    start no chain for ``quiet`` seconds (a pool worker left waiting for work)
+    are not waited for.
     """
 
-    def __init__(self, executables: list[Path], threads: list[threading.Thread], timeout: float = 60.0) -> None:
+    def __init__(self, executables: list[Path], signals: list[signal.Signals], on_stop: Callable[[], None],
+                 timeout: float = 60.0, quiet: float = 5.0) -> None:
         self.executables = executables
-        self.threads = threads
+        self.signals = {int(sig) for sig in signals}
+        self.on_stop = on_stop
         self.timeout = timeout
-        self._thread: threading.Thread | None = None
+        self.quiet = quiet
+        #: Set by the thread once a signal was read, or by :meth:`stop_and_wait`.
+        self.requested = False
+        self._left = False
+        self._before = set(threading.enumerate())
+        self._reader, self._writer = socket.socketpair()
+        self._writer.setblocking(False)
+        self._previous_fd: int | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pystanmods-stop-chains", daemon=True)
 
-    def start(self) -> None:
-        """Start stopping, in a thread of its own (once). Called from the main
-        thread only (the signal handler, the wrapper), so it needs no lock,
-        which a handler could find held by the code it interrupted."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="pystanmods-stop-chains", daemon=True)
-            self._thread.start()
+    def __enter__(self) -> _ChainStopper:
+        if self.signals and threading.current_thread() is threading.main_thread():
+            self._previous_fd = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
+        self._thread.start()
+        return self
 
-    def wait(self) -> None:
-        self.start()
-        assert self._thread is not None
-        self._thread.join(self.timeout + 10)
+    def __exit__(self, *exc: object) -> None:
+        if self._previous_fd is not None:
+            signal.set_wakeup_fd(self._previous_fd)
+        self._left = True
+        self._wake()
+        self._thread.join(1.0)
+        if not self._thread.is_alive():
+            self._reader.close()
+            self._writer.close()
+
+    def stop_and_wait(self) -> None:
+        """Stop the chains (the caller has left the fit) and wait until they are stopped."""
+        # In this order: the thread ends its wait once either is set, and
+        # must then find the request.
+        self.requested = True
+        self._left = True
+        self._wake()
+        self._done.wait(self.timeout + 10)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._writer.send(b"\0")
 
     def _run(self) -> None:
-        deadline = time.monotonic() + self.timeout
+        try:
+            while not self.requested and not self._left:
+                try:
+                    data = self._reader.recv(512)
+                except OSError:
+                    return
+                for number in data:
+                    if number and self._previous_fd is not None and self._previous_fd >= 0:
+                        _forward(self._previous_fd, bytes([number]))
+                    if number in self.signals:
+                        self.requested = True
+            if self.requested:
+                self.on_stop()
+                self._stop_chains()
+        finally:
+            self._done.set()
+
+    def _stop_chains(self) -> None:
+        deadline = last_seen = time.monotonic()
+        deadline += self.timeout
         while True:
-            for executable in self.executables:
-                stop_children(executable)
-            if not any(t.is_alive() for t in self.threads) or time.monotonic() > deadline:
+            if any([stop_children(executable) for executable in self.executables]):
+                last_seen = time.monotonic()
+            now = time.monotonic()
+            if self._left:
+                started = [t for t in threading.enumerate() if t not in self._before and not t.daemon]
+                if not any(t.is_alive() for t in started) or now - last_seen > self.quiet:
+                    return
+            if now > deadline:
                 return
             time.sleep(0.05)
+
+
+def _forward(fd: int, data: bytes) -> None:
+    """Pass a signal's byte on to the wakeup fd that was set before (an asyncio loop's, say)."""
+    try:
+        os.write(fd, data)
+    except OSError:
+        # On Windows a wakeup fd is a socket, which os.write cannot write to.
+        with contextlib.suppress(OSError):
+            sock = socket.socket(fileno=fd)
+            try:
+                sock.send(data)
+            finally:
+                sock.detach()
 
 
 def stop_cmdstan_on_interrupt(sample: Callable[..., T]) -> Callable[..., T]:
     """Decorates the CmdStan engine's ``sample(program, directory, ...)``.
 
-    Within it SIGTERM acts as Ctrl-C. On either, the handler itself starts
-    killing this process's children that run the program's executable, and
-    keeps at it until the threads started by ``sample`` have ended
-    (:class:`_ChainStopper`): cmdstanpy's threads wait for their chains, a
-    ``with ThreadPoolExecutor`` block waits for its threads even as the
+    Within it SIGTERM acts as Ctrl-C. On either, a thread of its own
+    (:class:`_ChainStopper`) kills this process's children that run the
+    program's executable, until the threads started by ``sample`` have
+    ended: cmdstanpy's threads wait for their chains, a ``with
+    ThreadPoolExecutor`` block waits for its threads even as the
     KeyboardInterrupt passes through it, and the interpreter waits for them
-    at exit. Then a short KeyboardInterrupt is raised. A CmdStan process
-    killed by a signal (a crash) is reported with the model and cache entry.
+    at exit. Then a short KeyboardInterrupt is raised. The signal handler only
+    raises KeyboardInterrupt: it takes no lock and starts nothing, and it need
+    not run for the chains to stop. A CmdStan process killed by a signal (a
+    crash) is reported with the model and cache entry.
     """
 
     @functools.wraps(sample)
     def wrapper(engine: Any, program: Any, directory: Path, *args: Any, **kwargs: Any) -> T:
-        before = set(threading.enumerate())
         received: list[int] = []
-
-        def stopper() -> _ChainStopper:
-            threads = [t for t in threading.enumerate() if t not in before]
-            return _ChainStopper(engine.binaries(program, directory), threads)
-
-        stopping: list[_ChainStopper] = []
+        finished = [False]
 
         def interrupt(signum: int, frame: FrameType | None) -> None:
             received.append(signum)
-            if len(received) == 1:
-                stopping.append(stopper())
-                stopping[0].start()
+            # Once the wrapper reports the interrupt, a handler run late (a
+            # signal caught while the main thread slept) has nothing to add.
+            if len(received) == 1 and not finished[0]:
                 raise KeyboardInterrupt
 
-        with _handling(_interrupt_signals(), interrupt):
+        signals = _interrupt_signals()
+        with _ChainStopper(engine.binaries(program, directory), signals,
+                           functools.partial(quiet_logger_after_stop, "cmdstanpy")) as stopper, \
+                _handling(signals, interrupt):
             try:
-                return sample(engine, program, directory, *args, **kwargs)
+                result = sample(engine, program, directory, *args, **kwargs)
             except KeyboardInterrupt:
-                quiet_logger_after_stop("cmdstanpy")
-                (stopping or [stopper()])[0].wait()
-                raise KeyboardInterrupt(f"sampling {program.name} was interrupted; its chains were stopped") from None
+                pass
             except RuntimeError as error:
-                cause = _signal_in(str(error))
-                if cause is None:
-                    raise
-                raise chain_died(program.name, cause, directory) from error
+                # cmdstanpy's error for chains killed by the stop, when the
+                # main thread woke up before the handler ran, is the interrupt.
+                if not (stopper.requested or received):
+                    cause = _signal_in(str(error))
+                    if cause is None:
+                        raise
+                    raise chain_died(program.name, cause, directory) from error
+            else:
+                if not (stopper.requested or received):
+                    return result
+            finished[0] = True
+            stopper.stop_and_wait()
+            raise KeyboardInterrupt(f"sampling {program.name} was interrupted; its chains were stopped") from None
 
     return wrapper
 

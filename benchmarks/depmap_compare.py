@@ -69,12 +69,14 @@ def _causes(diff: pd.DataFrame, result: Any, copy_number: pd.DataFrame) -> pd.Da
     return diff.assign(cause=causes)
 
 
-def run(release: Path, out: Path, chains: int, iter_warmup: int, iter_sampling: int, seed: int) -> dict[str, Any]:
+def run(release: Path, out: Path, chains: int, iter_warmup: int, iter_sampling: int, seed: int,
+        max_treedepth: int | None = None) -> dict[str, Any]:
     from pystanmods.depmap import fit_gene_effects
 
     out.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {"release": str(release), "settings": {
-        "chains": chains, "iter_warmup": iter_warmup, "iter_sampling": iter_sampling, "seed": seed}}
+        "chains": chains, "iter_warmup": iter_warmup, "iter_sampling": iter_sampling, "seed": seed,
+        "max_treedepth": max_treedepth or 10}}
     try:
         with open("/proc/loadavg") as f:
             record["load_at_start"] = f.read().split()[:3]
@@ -85,7 +87,7 @@ def run(release: Path, out: Path, chains: int, iter_warmup: int, iter_sampling: 
         record["chronos"] = {k: chronos[k] for k in ("seconds", "sizes", "auroc", "nnmd", "cn_corrected")}
         start = time.perf_counter()
         result = fit_gene_effects(release, chains=chains, iter_warmup=iter_warmup, iter_sampling=iter_sampling,
-                                  seed=seed, show_progress=False, verbose=False)
+                                  seed=seed, show_progress=False, verbose=False, max_treedepth=max_treedepth)
         wall = time.perf_counter() - start
         result.write(out / "pystanmods")
         d = result.fit.diagnostics(warn=False)
@@ -97,6 +99,7 @@ def run(release: Path, out: Path, chains: int, iter_warmup: int, iter_sampling: 
                             "min_ess_tail": float(d.min_ess_tail), "divergences": int(d.divergences),
                             "treedepth_hits": int(d.treedepth_hits), "ebfmi": [float(x) for x in d.ebfmi],
                             "worst_rhat": d.worst_rhat},
+            "leapfrogs_per_draw": float(result.fit.idata.sample_stats["n_steps"].mean()),
         }
         ours = result.gene_effect
         theirs = pd.read_csv(out / "chronos" / "chronos_gene_effect.csv", index_col=0)
@@ -143,7 +146,8 @@ def markdown(record: dict[str, Any]) -> str:
         f"# Chronos and pystanmods gene_effect on {record['release']}, one run",
         "",
         f"Load average at start: {record.get('load_at_start')}. pystanmods: {st['chains']} chains x "
-        f"({st['iter_warmup']} + {st['iter_sampling']}), seed {st['seed']}, embedded engine.",
+        f"({st['iter_warmup']} + {st['iter_sampling']}), max tree depth {st.get('max_treedepth', 10)}, seed {st['seed']}, "
+        f"embedded engine; {p.get('leapfrogs_per_draw', float('nan')):.0f} leapfrog steps per kept draw.",
         "",
         "| | Chronos 2.3.11 | pystanmods gene_effect |",
         "|---|---:|---:|",
@@ -173,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iter-warmup", type=int, default=1000)
     parser.add_argument("--iter-sampling", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-treedepth", type=int, default=None)
     args = parser.parse_args(argv)
-    record = run(args.release, args.out, args.chains, args.iter_warmup, args.iter_sampling, args.seed)
+    record = run(args.release, args.out, args.chains, args.iter_warmup, args.iter_sampling, args.seed,
+                 args.max_treedepth)
     print(markdown(record))
     return 0
 

@@ -7,7 +7,7 @@
      theta_gc     ~ normal(mu_g, tau_g)                           gene effect in line c
      mu_g         ~ normal(mu_0, sigma_mu)                        the gene's mean effect
      log(tau_g)   ~ normal(mu_log_tau, sigma_log_tau)             how much lines differ
-     logit(k_s)   ~ normal(mu_logit_k, sigma_logit_k)             guide efficacy in (0, 1)
+     logit(k_s)   ~ normal(2, sigma_logit_k)                      guide efficacy in (0, 1)
      log(q_c)     ~ normal(0, sigma_q),  sum(log q_c) = 0         screen quality (cutting)
      beta_c       ~ normal(0, sigma_beta),  sum(beta_c) = 0       screen offset
      omega_s      ~ normal(0, sigma_omega)                        guide offset (pDNA error)
@@ -15,7 +15,7 @@
      log(sigma_c) ~ normal(mu_sigma, tau_sigma)                   noise per cell line
      mu_0 ~ normal(0, 1)              sigma_mu ~ normal(0, 1)
      mu_log_tau ~ normal(-1.5, 1)     sigma_log_tau ~ normal(0, 1)
-     mu_logit_k ~ normal(2, 1)        sigma_logit_k ~ normal(0, 1)
+     sigma_logit_k ~ normal(0, 1)
      sigma_q ~ normal(0, 0.5)        sigma_beta ~ normal(0, 0.5)
      sigma_omega ~ normal(0, 0.5)    kappa_0 ~ normal(0, 0.5)
      sigma_kappa ~ normal(0, 0.25)   mu_sigma ~ normal(-1, 1)    tau_sigma ~ exponential(2)
@@ -25,16 +25,26 @@
    that aligns to several places; 0 where unknown): CERES's cutting
    toxicity, one slope per cell line, instead of a slope per guide.
 
-   Parameterization: the two programs differ in mu_g, omega_s, log_q_c,
-   beta_c, kappa_c and log_sigma_c. Both write logit_k_s and log_tau_g
+   Parameterization: the two programs differ in mu_g, log_tau_g, omega_s,
+   log_q_c, beta_c, kappa_c and log_sigma_c. Both write logit_k_s
    non-centered: the guides of a gene without an effect carry no information
-   on their efficacy, nor does such a gene on its spread across lines, so
-   most of them are informed by their prior alone, a funnel when centered.
+   on their efficacy, so most are informed by their prior alone, a funnel
+   when centered. The centered program is for data-rich fits (a DepMap
+   release: every gene in tens of lines), where non-centering pins each
+   hyperparameter between hundreds of data-fixed effects; it samples each
+   centered effect on the affine scale of a pilot estimate (data *_loc and
+   *_scale, pystanmods.models.gene_effect.pilot), which leaves the density
+   unchanged and starts adaptation with every coordinate near unit scale.
 
    Identification: theta enters only as k_s * q_c * theta_gc. k_s lies in
    (0, 1) and the log q_c sum to zero (a Helmert basis of C - 1 free
    coordinates), so the scale of theta is that of a fully efficacious guide
-   in a screen of typical quality. beta_c sums to zero, so a common shift of
+   in a screen of typical quality. Scaling every efficacy down and every
+   theta up fits the data as well, so the efficacies' median is fixed at
+   inv_logit(2) = 0.88 rather than learnt: with it free, warmup on the
+   DepMap sample drifted along that ridge (median efficacy 0.4 after 60
+   iterations). Effects scaled to control genes do not depend on this
+   choice. beta_c sums to zero, so a common shift of
    every line's logFC is carried by the gene means. Each guide targets one
    gene (DepMap's guide map), so the rows of one gene in one cell line form
    a block that no other theta touches.
@@ -131,6 +141,59 @@ functions {
     vector[B] D = 1 + lambda .* s[:, 1];
     return append_col(mu_g[block_gene] + lambda .* s[:, 2] ./ D, exp(log_tau_g[block_gene]) ./ sqrt(D));
   }
+
+  /* The log density of all rows with theta integrated out: the sum over
+     blocks of block_log_density, written so that no autodiff node is made
+     per unit. Expanding the squares, every sum over a block's units is a
+     data-weighted CSR matrix (rows: blocks) times a guide vector (k, omega,
+     k^2, k omega), and the terms free of mu_g and of the block's spread sum
+     over a whole cell line: the line-CSR matrix times omega and omega^2. A
+     gradient then costs O(units) in double arithmetic plus O(blocks)
+     autodiff nodes. Unit weights are n, n ybar, n x (columns 1-3); line sums
+     are sum n, n y, n x, y^2 (rows, within-unit spread included), n x^2,
+     n x ybar (columns 1-6). */
+  real integrated_log_density(array[] int unit_sgrna, array[] int block_start, array[] int block_gene,
+                              array[] int block_cell_line, data matrix unit_weights, array[] int line_sgrna,
+                              array[] int line_start, data matrix line_weights, data matrix line_sums,
+                              vector mu_g, vector log_tau_g, vector logit_k_s, vector omega_s, vector log_q_c,
+                              vector beta_c, vector kappa_c, vector log_sigma_c) {
+    int B = size(block_gene);
+    int S = rows(logit_k_s);
+    int C = rows(log_q_c);
+    vector[S] k = inv_logit(logit_k_s);
+    vector[S] k2 = square(k);
+    // Sums over each block's units of n k, n k^2, n k omega, n ybar k, n x k.
+    vector[B] n_k = csr_matrix_times_vector(B, S, unit_weights[:, 1], unit_sgrna, block_start, k);
+    vector[B] n_k2 = csr_matrix_times_vector(B, S, unit_weights[:, 1], unit_sgrna, block_start, k2);
+    vector[B] n_kw = csr_matrix_times_vector(B, S, unit_weights[:, 1], unit_sgrna, block_start, k .* omega_s);
+    vector[B] ny_k = csr_matrix_times_vector(B, S, unit_weights[:, 2], unit_sgrna, block_start, k);
+    vector[B] nx_k = csr_matrix_times_vector(B, S, unit_weights[:, 3], unit_sgrna, block_start, k);
+    // Sums over each line's units of n omega, n omega^2, n ybar omega, n x omega.
+    vector[C] n_w = csr_matrix_times_vector(C, S, line_weights[:, 1], line_sgrna, line_start, omega_s);
+    vector[C] n_w2 = csr_matrix_times_vector(C, S, line_weights[:, 1], line_sgrna, line_start, square(omega_s));
+    vector[C] ny_w = csr_matrix_times_vector(C, S, line_weights[:, 2], line_sgrna, line_start, omega_s);
+    vector[C] nx_w = csr_matrix_times_vector(C, S, line_weights[:, 3], line_sgrna, line_start, omega_s);
+    vector[C] s2_c = exp(2 * log_sigma_c);
+    // Per line: sum n (ybar - kappa x - beta - omega)^2 over its rows, i.e. the
+    // residual sum of squares at theta = 0, plus the Gaussian constants.
+    vector[C] rss0 = line_sums[:, 4] - 2 * kappa_c .* line_sums[:, 6] + square(kappa_c) .* line_sums[:, 5]
+                     - 2 * beta_c .* (line_sums[:, 2] - kappa_c .* line_sums[:, 3])
+                     + square(beta_c) .* line_sums[:, 1]
+                     - 2 * (ny_w - kappa_c .* nx_w - beta_c .* n_w) + n_w2;
+    real lp = -0.5 * sum(line_sums[:, 1] .* (log(2 * pi()) + 2 * log_sigma_c) + rss0 ./ s2_c);
+    // Per block, a = k q and r = residual at theta = mu_g: A = q^2 n_k2,
+    // Bs = q (h - q mu n_k2) with h = sum n k (ybar - kappa x - beta - omega),
+    // and R = rss0's block share - 2 q mu h + (q mu)^2 n_k2.
+    vector[B] q = exp(log_q_c[block_cell_line]);
+    vector[B] kappa = kappa_c[block_cell_line];
+    vector[B] q_mu = q .* mu_g[block_gene];
+    vector[B] h = ny_k - kappa .* nx_k - beta_c[block_cell_line] .* n_k - n_kw;
+    vector[B] s2 = s2_c[block_cell_line];
+    vector[B] lambda = exp(2 * log_tau_g[block_gene]) ./ s2;
+    vector[B] D = 1 + lambda .* square(q) .* n_k2;
+    vector[B] Bs = q .* (h - q_mu .* n_k2);
+    return lp - 0.5 * sum(log(D) + (q_mu .* (q_mu .* n_k2 - 2 * h) - lambda .* square(Bs) ./ D) ./ s2);
+  }
 }
 data {
   int<lower=1> N;                                 // rows: guide x cell line x replicate
@@ -156,12 +219,39 @@ data {
   int<lower=0, upper=1> compute_log_lik;  // 1: keep log_lik for LOO
   int<lower=0, upper=1> compute_y_rep;    // 1: keep y_rep for predictive checks
   int<lower=0, upper=1> compute_theta;            // 1: write theta draws
+  // Pilot location and sd of each effect (pystanmods.models.gene_effect.pilot),
+  // for the centered program's affine scales; the zero-sum effects' are of
+  // their C - 1 Helmert coordinates. The non-centered program ignores them.
+  vector[G] mu_g_loc;
+  vector<lower=0>[G] mu_g_scale;
+  vector[G] log_tau_g_loc;
+  vector<lower=0>[G] log_tau_g_scale;
+  vector<lower=0>[S] logit_k_s_scale;                   // of logit_k_s_z
+  vector[S] omega_s_loc;
+  vector<lower=0>[S] omega_s_scale;
+  vector[C - 1] log_q_c_loc;
+  vector<lower=0>[C - 1] log_q_c_scale;
+  vector[C - 1] beta_c_loc;
+  vector<lower=0>[C - 1] beta_c_scale;
+  vector[C] kappa_c_loc;
+  vector<lower=0>[C] kappa_c_scale;
+  vector[C] log_sigma_c_loc;
+  vector<lower=0>[C] log_sigma_c_scale;
 }
 transformed data {
   array[U] int unit_gene = sgrna_gene[unit_sgrna];
   array[U] int unit_index = linspaced_int_array(U, 1, U);
   vector[B] n_block;
   vector[C] n_c = rep_vector(0, C);
+  // The likelihood's data weights (integrated_log_density): per unit n, n ybar,
+  // n x in block order, the same again in cell-line order, and per line the
+  // sums that do not involve a guide or a gene.
+  matrix[U, 3] unit_weights = append_col(append_col(unit_n, unit_n .* unit_logfc), unit_n .* unit_x);
+  array[U] int by_line = sort_indices_asc(unit_cell_line);
+  array[U] int line_sgrna = unit_sgrna[by_line];
+  matrix[U, 3] line_weights = unit_weights[by_line];
+  array[C + 1] int line_start;
+  matrix[C, 6] line_sums = rep_matrix(0, C, 6);
   if (block_start[1] != 1 || block_start[B + 1] != U + 1) {
     reject("block_start must run from 1 to U + 1");
   }
@@ -171,39 +261,57 @@ transformed data {
     }
     n_block[b] = sum(unit_n[block_start[b]:(block_start[b + 1] - 1)]);
     n_c[block_cell_line[b]] += n_block[b];
+    line_sums[block_cell_line[b], 4] += ss_block[b];
     for (u in block_start[b]:(block_start[b + 1] - 1)) {
       if (unit_gene[u] != block_gene[b] || unit_cell_line[u] != block_cell_line[b]) {
         reject("unit ", u, " is not of block ", b, ": units must be sorted by gene x cell line");
       }
     }
   }
+  for (u in 1:U) {
+    line_sums[unit_cell_line[u]] += unit_n[u] * [1, unit_logfc[u], unit_x[u], square(unit_logfc[u]),
+                                                  square(unit_x[u]), unit_x[u] * unit_logfc[u]];
+  }
+  line_start = rep_array(0, C + 1);
+  for (u in 1:U) {
+    line_start[unit_cell_line[u] + 1] += 1;
+  }
+  line_start[1] = 1;
+  line_start = cumulative_sum(line_start);
 }
 parameters {
-  real mu_0;
-  real<lower=0> sigma_mu;
-  vector[G] mu_g;
-  real mu_log_tau;
-  real<lower=0> sigma_log_tau;
-  vector[G] log_tau_g_z;
-  real mu_logit_k;
-  real<lower=0> sigma_logit_k;
-  vector[S] logit_k_s_z;
-  real<lower=0> sigma_omega;
-  vector[S] omega_s;
-  real<lower=0> sigma_q;
-  vector[C - 1] log_q_c_raw;
-  real<lower=0> sigma_beta;
-  vector[C - 1] beta_c_raw;
-  real kappa_0;
-  real<lower=0> sigma_kappa;
-  vector[C] kappa_c;
-  real mu_sigma;
-  real<lower=0> tau_sigma;
-  vector[C] log_sigma_c;
+  real<multiplier=0.5 * inv_sqrt(G)> mu_0;
+  real<multiplier=inv_sqrt(2 * G)> log_sigma_mu;
+  vector<offset=mu_g_loc, multiplier=mu_g_scale>[G] mu_g;
+  real<multiplier=0.5 * inv_sqrt(G)> mu_log_tau;
+  real<multiplier=inv_sqrt(2 * G)> log_sigma_log_tau;
+  vector<offset=log_tau_g_loc, multiplier=log_tau_g_scale>[G] log_tau_g;
+  real<multiplier=inv_sqrt(2 * S)> log_sigma_logit_k;
+  vector<multiplier=logit_k_s_scale>[S] logit_k_s_z;
+  real<multiplier=inv_sqrt(2 * S)> log_sigma_omega;
+  vector<offset=omega_s_loc, multiplier=omega_s_scale>[S] omega_s;
+  real<multiplier=inv_sqrt(2 * C)> log_sigma_q;
+  vector<offset=log_q_c_loc, multiplier=log_q_c_scale>[C - 1] log_q_c_raw;
+  real<multiplier=inv_sqrt(2 * C)> log_sigma_beta;
+  vector<offset=beta_c_loc, multiplier=beta_c_scale>[C - 1] beta_c_raw;
+  real<multiplier=0.1 * inv_sqrt(C)> kappa_0;
+  real<multiplier=inv_sqrt(2 * C)> log_sigma_kappa;
+  vector<offset=kappa_c_loc, multiplier=kappa_c_scale>[C] kappa_c;
+  real<multiplier=0.5 * inv_sqrt(C)> mu_sigma;
+  real<multiplier=inv_sqrt(2 * C)> log_tau_sigma;
+  vector<offset=log_sigma_c_loc, multiplier=log_sigma_c_scale>[C] log_sigma_c;
 }
 transformed parameters {
-  vector[G] log_tau_g = mu_log_tau + sigma_log_tau * log_tau_g_z;
-  vector[S] logit_k_s = mu_logit_k + sigma_logit_k * logit_k_s_z;
+  real<lower=0> sigma_mu = exp(log_sigma_mu);
+  real<lower=0> sigma_log_tau = exp(log_sigma_log_tau);
+  real<lower=0> sigma_logit_k = exp(log_sigma_logit_k);
+  real<lower=0> sigma_omega = exp(log_sigma_omega);
+  real<lower=0> sigma_q = exp(log_sigma_q);
+  real<lower=0> sigma_beta = exp(log_sigma_beta);
+  real<lower=0> sigma_kappa = exp(log_sigma_kappa);
+  real<lower=0> tau_sigma = exp(log_tau_sigma);
+
+  vector[S] logit_k_s = 2 + sigma_logit_k * logit_k_s_z;
 
   vector[C] log_q_c = sum_to_zero_helmert(log_q_c_raw);
   vector[C] beta_c = sum_to_zero_helmert(beta_c_raw);
@@ -213,7 +321,6 @@ model {
   sigma_mu ~ normal(0, 1);
   mu_log_tau ~ normal(-1.5, 1);
   sigma_log_tau ~ normal(0, 1);
-  mu_logit_k ~ normal(2, 1);
   sigma_logit_k ~ normal(0, 1);
   sigma_omega ~ normal(0, 0.5);
   sigma_q ~ normal(0, 0.5);
@@ -222,17 +329,20 @@ model {
   sigma_kappa ~ normal(0, 0.25);
   mu_sigma ~ normal(-1, 1);
   tau_sigma ~ exponential(2);
+  // The Jacobian of the sds sampled through their logs.
+  target += log_sigma_mu + log_sigma_log_tau + log_sigma_logit_k + log_sigma_omega + log_sigma_q + log_sigma_beta
+            + log_sigma_kappa + log_tau_sigma;
   mu_g ~ normal(mu_0, sigma_mu);
-  log_tau_g_z ~ std_normal();
+  log_tau_g ~ normal(mu_log_tau, sigma_log_tau);
   logit_k_s_z ~ std_normal();
   omega_s ~ normal(0, sigma_omega);
   log_q_c_raw ~ normal(0, sigma_q);
   beta_c_raw ~ normal(0, sigma_beta);
   kappa_c ~ normal(kappa_0, sigma_kappa);
   log_sigma_c ~ normal(mu_sigma, tau_sigma);
-  target += sum(block_log_density(unit_logfc, unit_x, unit_n, unit_index, unit_sgrna, unit_cell_line, unit_gene,
-                                  block_start, block_gene, block_cell_line, n_block, ss_block,
-                                  mu_g, log_tau_g, logit_k_s, omega_s, log_q_c, beta_c, kappa_c, log_sigma_c));
+  target += integrated_log_density(unit_sgrna, block_start, block_gene, block_cell_line, unit_weights, line_sgrna,
+                                   line_start, line_weights, line_sums, mu_g, log_tau_g, logit_k_s, omega_s,
+                                   log_q_c, beta_c, kappa_c, log_sigma_c);
 }
 generated quantities {
   vector[compute_log_lik ? B : 0] log_lik;

@@ -23,7 +23,7 @@ CATALOGUE = list_models()
 def test_simulator_priors_are_the_stan_programs(name: str, parameterization: str) -> None:
     model = get_model(name)
     code = model.stan_code(parameterization)
-    written = constant_priors(block(code, "model"), set(re.findall(r"real<lower=0>\s+(\w+);", code)))
+    written = constant_priors(block(code, "model"), set(re.findall(r"real<lower=0>\s+(\w+)\s*[;=]", code)))
     # Every constant prior in the program is drawn by the simulator, and no
     # other (the record's priors are checked against the program in
     # tests/test_templates.py; this is the simulator's side).

@@ -159,7 +159,7 @@ def constant_priors(text: str, positive: set[str]) -> dict[str, tuple]:
 def test_priors_agree_in_header_model_block_and_record(stem: str) -> None:
     model = next(m for m in all_models() if stem in {m.program_name(p) for p in PARAMETERIZATIONS})
     code = PROGRAMS[stem]
-    positive = set(re.findall(r"real<lower=0>\s+(\w+);", code))
+    positive = set(re.findall(r"real<lower=0>\s+(\w+)\s*[;=]", code))
     header = constant_priors(code[: code.index("*/")], positive)
     model_block = constant_priors(block(code, "model"), positive)
     record = {k: tuple(float(x) if not isinstance(x, str) else x for x in v) for k, v in model.record.priors.items()}
@@ -170,7 +170,7 @@ def test_priors_agree_in_header_model_block_and_record(stem: str) -> None:
 def test_prior_parity_sees_a_changed_header() -> None:
     # The check above, shown to fail on a header that disagrees with the model block.
     code = PROGRAMS["model5_centered"]
-    positive = set(re.findall(r"real<lower=0>\s+(\w+);", code))
+    positive = set(re.findall(r"real<lower=0>\s+(\w+)\s*[;=]", code))
     header = code[: code.index("*/")]
     assert constant_priors(header, positive)["mu_epsilon"] == ("normal", 0.0, 5.0)
     changed = header.replace("mu_epsilon    ~ normal(0, 5)", "mu_epsilon    ~ normal(0, 2)")

@@ -23,6 +23,9 @@ from pystanmods.models.base import Model, Simulation, StanData, register
 from pystanmods.models.record import Effect, ModelRecord, UnitRule
 from pystanmods.models.shared import guide_design
 
+#: logit of the guide efficacies' median, fixed by the program (see its header).
+MEDIAN_LOGIT_EFFICACY = 2.0
+
 #: The model's posterior variables that the gene-effect summaries need, in the
 #: program's own (constrained) names.
 CONDITIONING = ("mu_g", "log_tau_g", "logit_k_s", "omega_s", "log_q_c", "beta_c", "kappa_c", "log_sigma_c")
@@ -63,7 +66,7 @@ class GeneEffect(Model):
         unit_rules=(UnitRule("log2_copy_number"), UnitRule("n_alignments", ("sgrna",))),
         effects=(
             Effect("mu_g", ("gene",)),
-            Effect("log_tau_g", ("gene",), noncentered_only=True),
+            Effect("log_tau_g", ("gene",)),
             Effect("logit_k_s", ("sgrna",), noncentered_only=True),
             Effect("omega_s", ("sgrna",)),
             Effect("log_q_c", ("cell_line",), free_dims=("cell_line_free",)),
@@ -75,13 +78,12 @@ class GeneEffect(Model):
         gene_effects=("mu_g",),
         results=("theta", "logit_k_s", "omega_s", "log_q_c", "kappa_c", "log_sigma_c", "log_tau_g"),
         group_parameters=("mu_g", "logit_k_s", "log_q_c", "log_sigma_c"),
-        hyperparameters=("mu_0", "sigma_mu", "mu_logit_k", "mu_sigma"),
+        hyperparameters=("mu_0", "sigma_mu", "sigma_logit_k", "mu_sigma"),
         priors={
             "mu_0": ("normal", 0.0, 1.0),
             "sigma_mu": ("halfnormal", 1.0),
             "mu_log_tau": ("normal", -1.5, 1.0),
             "sigma_log_tau": ("halfnormal", 1.0),
-            "mu_logit_k": ("normal", 2.0, 1.0),
             "sigma_logit_k": ("halfnormal", 1.0),
             "sigma_omega": ("halfnormal", 0.5),
             "sigma_q": ("halfnormal", 0.5),
@@ -103,7 +105,6 @@ class GeneEffect(Model):
             "sigma_mu": 0.6,
             "mu_log_tau": -1.2,
             "sigma_log_tau": 0.4,
-            "mu_logit_k": 2.0,
             "sigma_logit_k": 1.0,
             "sigma_omega": 0.1,
             "sigma_q": 0.25,
@@ -187,6 +188,8 @@ class GeneEffect(Model):
             "block_start": block_start.astype(int),
             "ss_block": np.bincount(unit_block, weights=unit_ss, minlength=len(blocks)),
         }
+        # The centered program's affine scales, as written until a pilot sets them.
+        data.update(identity_pilot(data))
         coords = {
             "gene": gene.labels,
             "sgrna": sgrna.labels,
@@ -227,7 +230,7 @@ class GeneEffect(Model):
         mu_g = rng.normal(s["mu_0"], s["sigma_mu"], n_genes)
         log_tau_g = rng.normal(s["mu_log_tau"], s["sigma_log_tau"], n_genes)
         theta = rng.normal(mu_g[:, None], np.exp(log_tau_g)[:, None], (n_genes, n_cells))
-        logit_k_s = rng.normal(s["mu_logit_k"], s["sigma_logit_k"], n_guides)
+        logit_k_s = rng.normal(MEDIAN_LOGIT_EFFICACY, s["sigma_logit_k"], n_guides)
         omega_s = rng.normal(0.0, s["sigma_omega"], n_guides)
         log_q_c = _centred(rng.normal(0.0, s["sigma_q"], n_cells))
         beta_c = _centred(rng.normal(0.0, s["sigma_beta"], n_cells))
@@ -288,3 +291,191 @@ def theta_moments(data: dict[str, Any], draws: dict[str, np.ndarray]) -> tuple[n
     lam = np.exp(2 * (draws["log_tau_g"][:, block_gene] - draws["log_sigma_c"][:, block_cell]))
     d = 1 + lam * big_a
     return draws["mu_g"][:, block_gene] + lam * big_b / d, np.exp(draws["log_tau_g"][:, block_gene]) / np.sqrt(d)
+
+
+#: The centered program's effects that are sampled on a pilot's affine scale,
+#: with the number of coordinates each has (zero-sum effects: C - 1).
+PILOT_EFFECTS = ("mu_g", "log_tau_g", "omega_s", "log_q_c", "beta_c", "kappa_c", "log_sigma_c")
+
+
+def helmert_matrix(n_free: int) -> np.ndarray:
+    """The ``(n_free + 1, n_free)`` matrix of the programs' ``sum_to_zero_helmert``.
+
+    Its columns are orthonormal and sum to zero, so a zero-sum vector ``x``
+    has Helmert coordinates ``H.T @ x``.
+    """
+    k = np.arange(1, n_free + 1, dtype=float)
+    h = np.zeros((n_free + 1, n_free))
+    for j in range(n_free):
+        # sum_to_zero_helmert of the unit vector e_j: w = 1 / sqrt(k (k + 1)) at j.
+        w = 1.0 / np.sqrt(k[j] * (k[j] + 1))
+        h[: j + 1, j] = w
+        h[j + 1, j] = -k[j] * w
+    return h
+
+
+def identity_pilot(data: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Location 0 and scale 1 for every pilot effect: the program as written."""
+    sizes = {"mu_g": data["G"], "log_tau_g": data["G"], "omega_s": data["S"], "log_q_c": data["C"] - 1, "beta_c": data["C"] - 1,
+             "kappa_c": data["C"], "log_sigma_c": data["C"]}
+    out: dict[str, np.ndarray] = {}
+    for name, size in sizes.items():
+        out[f"{name}_loc"] = np.zeros(int(size))
+        out[f"{name}_scale"] = np.ones(int(size))
+    out["logit_k_s_scale"] = np.ones(int(data["S"]))
+    return out
+
+
+def pilot(data: dict[str, Any], efficacy: float = float(expit(MEDIAN_LOGIT_EFFICACY))) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Moment estimates of the effects' posterior location and sd, and inits.
+
+    NUTS adapts its metric only after a first window of 75 iterations run on
+    a unit metric. On a genome-scale fit the effects' posterior sds span two
+    orders of magnitude (a line's noise is known to 1%, a weak guide's
+    efficacy hardly at all), so that window runs trees of hundreds of
+    leapfrog steps. The centered program samples each effect as
+    ``loc + scale * raw``; given these pilots every raw coordinate starts
+    near unit scale and near its mode. The density is unchanged: a wrong
+    pilot costs adaptation time, never correctness.
+
+    The estimates use block means (a gene in a cell line), weighted by their
+    marginal precision ``1 / (k^2 tau_g^2 + sigma_c^2 / n_b)`` with the typical
+    guide efficacy ``k`` (the prior's median): a gene's mean, each line's
+    offset and copy-number slope by weighted least squares, each line's noise
+    from the spread of its units around their block means.
+
+    Parameters
+    ----------
+    data : dict
+        The Stan data of a :class:`GeneEffect` fit.
+    efficacy : float
+        The typical guide efficacy assumed by the pilot.
+
+    Returns
+    -------
+    scales : dict
+        ``name_loc`` and ``name_scale`` for each of :data:`PILOT_EFFECTS`, as the
+        program's data.
+    inits : dict
+        Initial values for the centered program (hyperparameters included).
+    """
+    G, C, S = int(data["G"]), int(data["C"]), int(data["S"])
+    n = np.asarray(data["unit_n"], dtype=float)
+    y = np.asarray(data["unit_logfc"], dtype=float)
+    x = np.asarray(data["unit_x"], dtype=float)
+    unit_line = np.asarray(data["unit_cell_line"]) - 1
+    unit_guide = np.asarray(data["unit_sgrna"]) - 1
+    start = np.asarray(data["block_start"]) - 1
+    block_gene = np.asarray(data["block_gene"]) - 1
+    block_line = np.asarray(data["block_cell_line"]) - 1
+    sgrna_gene = np.asarray(data["sgrna_gene"]) - 1
+    unit_block = np.repeat(np.arange(len(block_gene)), np.diff(start))
+    n_b = np.add.reduceat(n, start[:-1])
+    y_b = np.add.reduceat(n * y, start[:-1]) / n_b
+    x_b = np.add.reduceat(n * x, start[:-1]) / n_b
+    # A line's noise: its rows' spread around their block means, replicates'
+    # spread included; guides that differ in efficacy inflate it a little.
+    spread = (np.bincount(unit_line, weights=n * (y - y_b[unit_block]) ** 2, minlength=C)
+              + np.bincount(block_line, weights=np.asarray(data["ss_block"], dtype=float), minlength=C))
+    df = np.bincount(unit_line, weights=n, minlength=C) - np.bincount(block_line, minlength=C)
+    s2_c = np.where(df > 0, spread / np.maximum(df, 1), np.nan)
+    s2_c = np.where(np.isfinite(s2_c) & (s2_c > 0), s2_c, np.nanmedian(s2_c[s2_c > 0]) if (s2_c > 0).any() else 0.25)
+    noise_b = s2_c[block_line] / n_b
+    # A gene's spread across lines, net of noise, on theta's scale.
+    lines_g = np.bincount(block_gene, minlength=G).astype(float)
+    mean_g = np.bincount(block_gene, weights=y_b, minlength=G) / lines_g
+    var_g = np.bincount(block_gene, weights=(y_b - mean_g[block_gene]) ** 2, minlength=G) / np.maximum(lines_g - 1, 1)
+    noise_g = np.bincount(block_gene, weights=noise_b, minlength=G) / lines_g
+    tau_g = np.sqrt(np.maximum(var_g - noise_g, 0.05**2)) / efficacy
+    w_b = 1.0 / (efficacy**2 * tau_g[block_gene] ** 2 + noise_b)
+    # Each line's copy-number slope and offset on the residual of its genes' means.
+    mu_g = np.bincount(block_gene, weights=w_b * y_b, minlength=G) / np.bincount(block_gene, weights=w_b, minlength=G)
+    resid = y_b - mu_g[block_gene]
+    sxx = np.bincount(block_line, weights=w_b * x_b**2, minlength=C)
+    sx = np.bincount(block_line, weights=w_b * x_b, minlength=C)
+    sw = np.bincount(block_line, weights=w_b, minlength=C)
+    sxy = np.bincount(block_line, weights=w_b * x_b * resid, minlength=C)
+    sy = np.bincount(block_line, weights=w_b * resid, minlength=C)
+    det = sxx * sw - sx**2
+    kappa_c = np.where(det > 1e-12 * np.maximum(sxx * sw, 1e-300), (sw * sxy - sx * sy) / np.where(det > 0, det, 1), 0.0)
+    beta_c = (sy - kappa_c * sx) / sw
+    beta_c -= beta_c.mean()
+    mu_g = mu_g / efficacy
+    helmert = helmert_matrix(C - 1)
+    # Precision of each effect given the others (information of the block means).
+    info_mu = np.bincount(block_gene, weights=efficacy**2 * w_b, minlength=G)
+    info_q = np.bincount(block_line, weights=(efficacy * mu_g[block_gene]) ** 2 * w_b, minlength=C)
+    info_omega = np.bincount(unit_guide, weights=n / s2_c[unit_line], minlength=S)
+    n_c = np.bincount(unit_line, weights=n, minlength=C)
+    scales = {
+        "mu_g_loc": mu_g,
+        "mu_g_scale": 1.0 / np.sqrt(info_mu + 1.0),
+        # A sd from C_g values is known to about 1 / sqrt(2 (C_g - 1)) on the log
+        # scale; a gene whose spread is hidden by noise (at the floor) far less.
+        "log_tau_g_loc": np.log(tau_g),
+        "log_tau_g_scale": np.where(var_g - noise_g > 0.05**2, 1.0 / np.sqrt(2.0 * np.maximum(lines_g - 1, 1)), 0.5),
+        # A guide's efficacy is learnt from how far its gene's effect moves it:
+        # d mean / d z = k (1 - k) sigma_logit_k mu_g, with sigma_logit_k ~ 1.
+        "logit_k_s_scale": 1.0 / np.sqrt(1.0 + (efficacy * (1 - efficacy) * mu_g[sgrna_gene]) ** 2 * info_omega),
+        "omega_s_loc": np.zeros(S),
+        "omega_s_scale": 1.0 / np.sqrt(info_omega + 1.0 / 0.1**2),
+        "log_q_c_loc": np.zeros(C - 1),
+        "log_q_c_scale": np.full(C - 1, 1.0 / np.sqrt(info_q.mean() + 1.0 / 0.5**2)),
+        "beta_c_loc": helmert.T @ beta_c,
+        "beta_c_scale": np.full(C - 1, 1.0 / np.sqrt(sw.mean())),
+        "kappa_c_loc": kappa_c,
+        "kappa_c_scale": 1.0 / np.sqrt(sxx + 1.0 / 0.25**2),
+        "log_sigma_c_loc": 0.5 * np.log(s2_c),
+        "log_sigma_c_scale": 1.0 / np.sqrt(2.0 * n_c),
+    }
+    log_tau = np.log(tau_g)
+    log_sigma = scales["log_sigma_c_loc"]
+    inits = {
+        "mu_0": float(mu_g.mean()),
+        "log_sigma_mu": float(np.log(max(mu_g.std(), 0.05))),
+        "mu_g": mu_g,
+        "mu_log_tau": float(log_tau.mean()),
+        "log_sigma_log_tau": float(np.log(max(log_tau.std(), 0.1))),
+        "log_tau_g": log_tau,
+        "log_sigma_logit_k": float(np.log(0.5)),
+        "logit_k_s_z": np.zeros(S),
+        "log_sigma_omega": float(np.log(0.1)),
+        "omega_s": np.zeros(S),
+        "log_sigma_q": float(np.log(0.1)),
+        "log_q_c_raw": np.zeros(C - 1),
+        "log_sigma_beta": float(np.log(max(beta_c.std(), 0.02))),
+        "beta_c_raw": scales["beta_c_loc"],
+        "kappa_0": float(kappa_c.mean()),
+        "log_sigma_kappa": float(np.log(max(kappa_c.std(), 0.01))),
+        "kappa_c": kappa_c,
+        "mu_sigma": float(log_sigma.mean()),
+        "log_tau_sigma": float(np.log(max(log_sigma.std(), 0.05))),
+        "log_sigma_c": log_sigma,
+    }
+    return scales, inits
+
+
+def jittered_inits(inits: dict[str, Any], scales: dict[str, np.ndarray], chains: int,
+                   seed: int | None = None) -> list[dict[str, Any]]:
+    """One init per chain: the pilot's, each effect moved by uniform(-1, 1) pilot sds.
+
+    Chains that all started at one point would make R-hat blind to a
+    posterior they had not left; Stan's own inits are uniform(-2, 2) on the
+    unconstrained scale, here the pilot's scale.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(chains):
+        chain = {}
+        for name, value in inits.items():
+            value = np.asarray(value, dtype=float)
+            key = name[: -len("_raw")] if name.endswith("_raw") else name
+            scale = scales.get(f"{key}_scale", 0.1 if name.startswith(("log_sigma", "log_tau_sigma")) else None)
+            if scale is None and name == "logit_k_s_z":
+                scale = scales["logit_k_s_scale"]
+            if scale is None:
+                scale = 0.02
+            moved = value + np.asarray(scale) * rng.uniform(-1.0, 1.0, value.shape)
+            chain[name] = moved.tolist() if moved.ndim else float(moved)
+        out.append(chain)
+    return out

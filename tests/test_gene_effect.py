@@ -319,3 +319,14 @@ def test_pilot_locates_the_gene_means_and_line_noise() -> None:
     assert np.corrcoef(scales["mu_g_loc"], sim.truth["mu_g"])[0, 1] > 0.9
     np.testing.assert_allclose(np.exp(scales["log_sigma_c_loc"]), np.exp(sim.truth["log_sigma_c"]), rtol=0.3)
     assert set(inits) >= {"mu_g", "log_tau_g", "omega_s", "kappa_c", "log_sigma_c", "logit_k_s_z"}
+
+
+def test_pilot_and_identity_pilot_give_the_same_data_fields() -> None:
+    # Both read pilot_sizes; the program rejects a field of the wrong length.
+    from pystanmods.models.gene_effect import identity_pilot, pilot
+
+    _, data = _small()
+    scales, _ = pilot(data)
+    identity = identity_pilot(data)
+    assert set(scales) == set(identity)
+    assert all(np.shape(scales[k]) == np.shape(identity[k]) for k in identity)

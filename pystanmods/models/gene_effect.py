@@ -296,9 +296,12 @@ def theta_moments(data: dict[str, Any], draws: dict[str, np.ndarray]) -> tuple[n
     return draws["mu_g"][:, block_gene] + lam * big_b / d, np.exp(draws["log_tau_g"][:, block_gene]) / np.sqrt(d)
 
 
-#: The centered program's effects that are sampled on a pilot's affine scale,
-#: with the number of coordinates each has (zero-sum effects: C - 1).
-PILOT_EFFECTS = ("mu_g", "log_tau_g", "omega_s", "log_q_c", "beta_c", "kappa_c", "log_sigma_c")
+def pilot_sizes(data: dict[str, Any]) -> dict[str, int]:
+    """The centered program's effects sampled on a pilot's affine scale, with
+    their number of coordinates (zero-sum effects: their C - 1 Helmert ones)."""
+    G, S, C = int(data["G"]), int(data["S"]), int(data["C"])
+    return {"mu_g": G, "log_tau_g": G, "omega_s": S, "log_q_c": C - 1, "beta_c": C - 1, "kappa_c": C,
+            "log_sigma_c": C}
 
 
 def helmert_matrix(n_free: int) -> np.ndarray:
@@ -319,12 +322,10 @@ def helmert_matrix(n_free: int) -> np.ndarray:
 
 def identity_pilot(data: dict[str, Any]) -> dict[str, np.ndarray]:
     """Location 0 and scale 1 for every pilot effect: the program as written."""
-    sizes = {"mu_g": data["G"], "log_tau_g": data["G"], "omega_s": data["S"], "log_q_c": data["C"] - 1, "beta_c": data["C"] - 1,
-             "kappa_c": data["C"], "log_sigma_c": data["C"]}
     out: dict[str, np.ndarray] = {}
-    for name, size in sizes.items():
-        out[f"{name}_loc"] = np.zeros(int(size))
-        out[f"{name}_scale"] = np.ones(int(size))
+    for name, size in pilot_sizes(data).items():
+        out[f"{name}_loc"] = np.zeros(size)
+        out[f"{name}_scale"] = np.ones(size)
     out["logit_k_s_scale"] = np.ones(int(data["S"]))
     return out
 
@@ -357,7 +358,7 @@ def pilot(data: dict[str, Any], efficacy: float = float(expit(MEDIAN_LOGIT_EFFIC
     Returns
     -------
     scales : dict
-        ``name_loc`` and ``name_scale`` for each of :data:`PILOT_EFFECTS`, as the
+        ``name_loc`` and ``name_scale`` for each effect of :func:`pilot_sizes`, as the
         program's data.
     inits : dict
         Initial values for the centered program (hyperparameters included).

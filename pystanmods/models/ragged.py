@@ -19,6 +19,11 @@ from pystanmods.models import shared
 #: Scale of Model B's "no effect" mixture component: a mutation that moves a
 #: gene's logFC by less than about 0.1 does not change a screen's call.
 TAU_ZETA = 0.05
+#: Default prior of Model B's effect scale, ``sigma_zeta ~ lognormal(log(median),
+#: log_sd)``: mutation effects of typically 0.75 in logFC, within 0.3-1.9 with
+#: 95% probability.
+SIGMA_ZETA_PRIOR_MEDIAN = 0.75
+SIGMA_ZETA_PRIOR_LOG_SD = 0.5
 
 
 def mutation_slots(gene: pd.Series, is_mutated: np.ndarray, gene_labels: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -286,10 +291,12 @@ class ModelB(ModelA):
         #: As Model A, plus the mixture's weight and wide scale. sigma_zeta is
         #: declared ``<lower=tau_zeta>``, so its lognormal is truncated there
         #: (:meth:`draw_prior`); tau_zeta itself is data, not a parameter.
+        #: sigma_zeta's median and log-sd are data too: this is the default
+        #: instance's prior (an instance's own is :meth:`prior`).
         priors={
             **ModelA.record.priors,
             "omega": ("beta", 2.0, 5.0),
-            "sigma_zeta": ("lognormal", float(np.log(0.75)), 0.5),
+            "sigma_zeta": ("lognormal", float(np.log(SIGMA_ZETA_PRIOR_MEDIAN)), SIGMA_ZETA_PRIOR_LOG_SD),
         },
         defaults={
             **ModelA.record.defaults,
@@ -322,11 +329,41 @@ class ModelB(ModelA):
         ),
     )
 
-    def __init__(self, centre_rna: bool = False, tau_zeta: float = TAU_ZETA) -> None:
+    def __init__(
+        self,
+        centre_rna: bool = False,
+        tau_zeta: float = TAU_ZETA,
+        sigma_zeta_prior_median: float = SIGMA_ZETA_PRIOR_MEDIAN,
+        sigma_zeta_prior_log_sd: float = SIGMA_ZETA_PRIOR_LOG_SD,
+    ) -> None:
         super().__init__(centre_rna)
-        if not tau_zeta > 0:
-            raise ValueError(f"tau_zeta must be positive, got {tau_zeta}")
+        for name, value in (("tau_zeta", tau_zeta), ("sigma_zeta_prior_median", sigma_zeta_prior_median),
+                            ("sigma_zeta_prior_log_sd", sigma_zeta_prior_log_sd)):
+            number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            if not (number and np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+        # sigma_zeta is declared above tau_zeta: a prior whose median lies below
+        # it would put most of its mass where the program cannot go (and the
+        # "effect" component would be the narrower one).
+        if not sigma_zeta_prior_median > tau_zeta:
+            raise ValueError(
+                f"sigma_zeta_prior_median must exceed tau_zeta ({tau_zeta!r}), got {sigma_zeta_prior_median!r}"
+            )
         self.tau_zeta = float(tau_zeta)
+        self.sigma_zeta_prior_median = float(sigma_zeta_prior_median)
+        self.sigma_zeta_prior_log_sd = float(sigma_zeta_prior_log_sd)
+
+    @property
+    def prior_data(self) -> dict[str, float]:
+        """``sigma_zeta``'s prior median and log-sd, passed to the program as data."""
+        return {"sigma_zeta_prior_median": self.sigma_zeta_prior_median,
+                "sigma_zeta_prior_log_sd": self.sigma_zeta_prior_log_sd}
+
+    def prior(self, name: str) -> tuple[Any, ...]:
+        """As :meth:`Model.prior`; ``sigma_zeta``'s is this instance's."""
+        if name == "sigma_zeta":
+            return ("lognormal", float(np.log(self.sigma_zeta_prior_median)), self.sigma_zeta_prior_log_sd)
+        return super().prior(name)
 
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
         data, coords = shared.guide_structure(frame)
@@ -351,17 +388,20 @@ class ModelB(ModelA):
             M=len(informative),
             gene_mutation_slot=slots,
             tau_zeta=self.tau_zeta,
+            **self.prior_data,
         )
         coords["mutated_gene"] = informative
         return data, coords
 
     def draw_prior(self, rng: np.random.Generator, prior_scale: float = 1.0) -> dict[str, float]:
-        """As :meth:`Model.draw_prior`, with ``sigma_zeta`` truncated below at
-        :attr:`tau_zeta` as the program declares it (by rejection; the
-        lognormal puts about 3e-8 of its mass below the default 0.05)."""
+        """As :meth:`Model.draw_prior`, with ``sigma_zeta`` from this instance's
+        prior, truncated below at :attr:`tau_zeta` as the program declares it
+        (by rejection; the default lognormal puts about 3e-8 of its mass below
+        the default 0.05, and any allowed prior, median above tau_zeta, less
+        than half)."""
         drawn = super().draw_prior(rng, prior_scale)
         while drawn["sigma_zeta"] <= self.tau_zeta:
-            drawn["sigma_zeta"] = draw_from(self.priors["sigma_zeta"], rng, prior_scale)
+            drawn["sigma_zeta"] = draw_from(self.prior("sigma_zeta"), rng, prior_scale)
         return drawn
 
     def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:

@@ -55,6 +55,32 @@ def test_prior_draws_follow_the_stated_distributions(name: str) -> None:
         assert stats.kstest(values, dist.cdf).pvalue > 0.001, (parameter, family, args)
 
 
+def test_sbc_run_sends_the_instance_and_its_prior_to_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A worker that looked the model up by name would simulate and fit the
+    # default prior whatever instance was passed to sbc.run.
+    from pystanmods import sbc
+    from pystanmods.models.ragged import ModelB
+
+    class Sent(Exception):
+        pass
+
+    sent = {}
+
+    def capture(tasks, handle, **kwargs):
+        sent.update(tasks)
+        raise Sent
+
+    monkeypatch.setattr("pystanmods.batch.cluster.run_tasks", capture)
+    keys = []
+    for model in (ModelB(), ModelB(sigma_zeta_prior_median=1.5, sigma_zeta_prior_log_sd=0.3)):
+        sent.clear()
+        with pytest.raises(Sent):
+            sbc.run(model, 2, progress=False, plots=False, sizes=dict(ModelB.record.sbc))
+        assert all(task.args[0] is model for task in sent.values())
+        keys.append({task.key for task in sent.values()})
+    assert not keys[0] & keys[1]  # no result of one prior handed back for the other
+
+
 def test_prior_simulation_keeps_sum_to_zero_effects_and_truth() -> None:
     for name, effect in (("model4", "gamma_c"), ("model5", "beta_c"), ("model5_flat", "beta_c"),
                          ("model_c", "beta_c"), ("model_a", "beta_c"), ("model_b", "beta_c"),

@@ -5,7 +5,8 @@
                           + kappa_s[s_n] * cn_n + zeta_g[g_n] * mut_n, sigma)
      zeta_g      ~ omega * normal(0, sigma_zeta) + (1 - omega) * normal(0, tau_zeta)
      omega       ~ beta(2, 5)        sigma_zeta ~ lognormal(log(0.75), 0.5), > tau_zeta
-     (the rest as in Model A below; tau_zeta is data, default 0.05)
+     (the rest as in Model A below; tau_zeta is data, default 0.05, and so
+     are sigma_zeta's prior median and log-scale sd, defaults 0.75 and 0.5)
 
    The mutation of a gene either leaves its dependency unchanged (the narrow
    "no effect" component, fixed scale tau_zeta: effects too small to matter
@@ -101,6 +102,8 @@ data {
   int<lower=0, upper=G> M;                        // genes whose mutation status varies
   array[G] int<lower=1, upper=M + 1> gene_mutation_slot;  // M + 1: no mutation effect
   real<lower=0> tau_zeta;                         // scale of the "no effect" component
+  real<lower=0> sigma_zeta_prior_median;          // sigma_zeta ~ lognormal(log(median), log_sd)
+  real<lower=0> sigma_zeta_prior_log_sd;
   vector[N] logfc;
   int<lower=0, upper=1> compute_log_lik;  // 1: keep log_lik for LOO
   int<lower=0, upper=1> compute_y_rep;    // 1: keep y_rep for predictive checks
@@ -157,7 +160,7 @@ model {
   kappa_s ~ normal(eta_g[sgrna_gene], sigma_kappa);
   omega ~ beta(2, 5);
   // tau_zeta is data, so the truncation at it adds only a constant.
-  sigma_zeta ~ lognormal(log(0.75), 0.5);
+  sigma_zeta ~ lognormal(log(sigma_zeta_prior_median), sigma_zeta_prior_log_sd);
   target += sum(log_sum_exp(
     log(omega) + normal_pointwise_log_density(zeta_g, zero_M, sigma_zeta),
     log1m(omega) + normal_pointwise_log_density(zeta_g, zero_M, tau_zeta)));

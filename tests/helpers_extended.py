@@ -92,7 +92,7 @@ def lp_model_b(d: dict, p: dict, centered: bool) -> float:
     return (
         lp
         + float(stats.beta.logpdf(omega, 2, 5))
-        + float(stats.lognorm.logpdf(sigma_zeta, 0.5, scale=0.75))
+        + float(stats.lognorm.logpdf(sigma_zeta, d["sigma_zeta_prior_log_sd"], scale=d["sigma_zeta_prior_median"]))
         + mixture
         + normal(d["logfc"], mu, p["sigma"])
     )

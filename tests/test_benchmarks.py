@@ -145,3 +145,37 @@ def test_set_costs_scales_stored_steps_to_warmup_and_draws():
     set_costs(variant, 2.0, np.full((2, 10), 5), warmup=10)
     assert variant.leapfrog_per_chain == 100.0 and variant.ms_per_leapfrog == 20.0
     assert variant.ess_per_second == 20.0
+
+
+def test_model_b_sensitivity_table_is_the_committed_result():
+    # Model B's docstring table is read against benchmarks/results/model_b_sensitivity.json:
+    # each run's row, its null genes' range and its shifted genes' range, to
+    # two decimals. A rerun that moves a figure, or a hand-edited table, fails.
+    from pathlib import Path
+
+    from pystanmods.models.ragged import ModelB
+
+    result = json.loads((Path(__file__).parents[1] / "benchmarks/results/model_b_sensitivity.json").read_text())
+    labels = [f"gene{i:02d}" for i in range(1, 13)]
+    matters = dict(zip(labels, result["matters"]))
+    rows = {tuple(float(x.rstrip(",")) for x in line.split()[:3]): line.split()[3:]
+            for line in ModelB.__doc__.splitlines()
+            if len(line.split()) > 3 and line.split()[0].replace(".", "").isdigit() and line.split()[1].endswith(",")}
+
+    def span(values: list[float]) -> str:
+        low, high = (f"{v:.2f}" for v in (min(values), max(values)))
+        return f"{low} each" if low == high else f"{low}-{high}"
+
+    assert len(rows) == len(result["runs"]) == 7
+    for run in result["runs"]:
+        key = (run["tau_zeta"], run["sigma_zeta_prior_median"], run["sigma_zeta_prior_log_sd"])
+        shifted = [p for g, p in run["p_matters"].items() if matters[g]]
+        null = [p for g, p in run["p_matters"].items() if not matters[g]]
+        assert (len(shifted), len(null)) == (5, 6)
+        table = rows[key]
+        assert " ".join(table[:-2]) == f"{span(shifted)} {span(null)}", key
+        s = run["sigma_zeta"]
+        assert " ".join(table[-2:]) == f"{s['mean']:.2f} ({s['q05']:.2f}-{s['q95']:.2f})", key
+        # As the docstring says: R-hat <= 1.011, one divergence at median 0.3 and at log-sd 1.0, else none.
+        assert round(run["max_rhat"], 3) <= 1.011
+        assert run["divergences"] == (1 if key[1:] in {(0.3, 0.5), (0.75, 1.0)} else 0), key

@@ -8,17 +8,20 @@ over the wrong axis) moves them by O(1), round-off by 1e-8.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import pystanmods as psm
 from pystanmods.data import DataError
 from pystanmods.data.transform import centre_within_cell_line
 from pystanmods.engines import get_engine
 from pystanmods.models import PARAMETERIZATIONS
+from pystanmods.models.ragged import ModelB
 from pystanmods.sampling import compile_model
 from tests.conftest import engines
 from tests.helpers_extended import REFERENCE_LOG_DENSITY, random_parameters
@@ -91,6 +94,61 @@ def test_model_b_mutation_slots_are_explicit() -> None:
     # gene1 is never mutated and gene2 always: M = 3 and both get slot M + 1.
     assert data["M"] == 3
     np.testing.assert_array_equal(data["gene_mutation_slot"], [4, 4, 1, 2, 3])
+
+
+@pytest.mark.parametrize("engine", engines())
+@pytest.mark.parametrize("parameterization", PARAMETERIZATIONS)
+def test_model_b_sigma_zeta_prior_reaches_the_program(parameterization: str, engine: str) -> None:
+    """Another sigma_zeta prior moves the program's log density by the change
+    of the lognormal log density of sigma_zeta, by value against scipy.
+
+    Stan's ``~`` drops the prior's normalising constant (-log(log_sd)), so
+    the changes are compared between points: for each point, the density
+    under lognormal(log(1.5), 1.0) minus that under the default, less the
+    same at point 0. sigma_zeta differs by O(1) between the random points,
+    so this is O(1) unless the program reads the two data fields (a program
+    with the default written in gives 0 here).
+    """
+    data = _small_data("model_b")
+    # The defaults reach the data, and they are the record's prior.
+    assert psm.get_model("model_b").record.priors["sigma_zeta"] == (
+        "lognormal", np.log(data["sigma_zeta_prior_median"]), data["sigma_zeta_prior_log_sd"])
+    other = {**data, **ModelB(sigma_zeta_prior_median=1.5, sigma_zeta_prior_log_sd=1.0).prior_data}
+    assert (other["sigma_zeta_prior_median"], other["sigma_zeta_prior_log_sd"]) == (1.5, 1.0)
+    rng = np.random.default_rng(2027)
+    points = [random_parameters("model_b", parameterization, data, rng) for _ in range(4)]
+    compiled = compile_model("model_b", parameterization, engine)
+    eng = get_engine(engine)
+    moved = np.array([eng.log_prob(compiled.program, compiled.directory, other, p, jacobian=False)
+                      - eng.log_prob(compiled.program, compiled.directory, data, p, jacobian=False) for p in points])
+    sigma_zeta = np.array([float(p["sigma_zeta"]) for p in points])
+    expected = stats.lognorm.logpdf(sigma_zeta, 1.0, scale=1.5) - stats.lognorm.logpdf(sigma_zeta, 0.5, scale=0.75)
+    assert np.ptp(expected) > 0.5  # the check has something to see
+    np.testing.assert_allclose(moved[1:] - moved[0], expected[1:] - expected[0], rtol=1e-8, atol=1e-8)
+    # And the whole density under the other prior matches the numpy reference.
+    stan_lp = np.array([eng.log_prob(compiled.program, compiled.directory, other, p, jacobian=False) for p in points])
+    numpy_lp = np.array([REFERENCE_LOG_DENSITY["model_b"](other, p, parameterization == "centered") for p in points])
+    np.testing.assert_allclose(stan_lp[1:] - stan_lp[0], numpy_lp[1:] - numpy_lp[0], rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("sigma_zeta_prior_median", 0.0), ("sigma_zeta_prior_median", -0.75), ("sigma_zeta_prior_median", float("nan")),
+     ("sigma_zeta_prior_median", float("inf")), ("sigma_zeta_prior_median", "0.75"),
+     ("sigma_zeta_prior_log_sd", 0.0), ("sigma_zeta_prior_log_sd", -0.5), ("sigma_zeta_prior_log_sd", float("inf")),
+     ("sigma_zeta_prior_log_sd", None), ("tau_zeta", 0.0), ("tau_zeta", float("nan"))],
+)
+def test_model_b_bad_prior_arguments_are_refused(argument: str, value: object) -> None:
+    with pytest.raises(ValueError, match=rf"{argument} must be a finite positive number, got {re.escape(repr(value))}"):
+        ModelB(**{argument: value})
+
+
+def test_model_b_sigma_zeta_prior_median_must_exceed_tau_zeta() -> None:
+    # sigma_zeta is declared above tau_zeta; a prior centred below it is refused.
+    with pytest.raises(ValueError, match=r"sigma_zeta_prior_median must exceed tau_zeta \(0.2\), got 0.1"):
+        ModelB(tau_zeta=0.2, sigma_zeta_prior_median=0.1)
+    assert ModelB(tau_zeta=0.2, sigma_zeta_prior_median=0.3).prior_data == {
+        "sigma_zeta_prior_median": 0.3, "sigma_zeta_prior_log_sd": 0.5}
 
 
 def test_lineage_check_can_fail() -> None:

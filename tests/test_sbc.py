@@ -23,7 +23,8 @@ CATALOGUE = list_models()
 def test_simulator_priors_are_the_stan_programs(name: str, parameterization: str) -> None:
     model = get_model(name)
     code = model.stan_code(parameterization)
-    written = constant_priors(block(code, "model"), set(re.findall(r"real<lower=0>\s+(\w+)\s*[;=]", code)))
+    written = constant_priors(block(code, "model"), set(re.findall(r"real<lower=0>\s+(\w+)\s*[;=]", code)),
+                              model.prior_data)
     # Every constant prior in the program is drawn by the simulator, and no
     # other (the record's priors are checked against the program in
     # tests/test_templates.py; this is the simulator's side).
@@ -52,6 +53,32 @@ def test_prior_draws_follow_the_stated_distributions(name: str) -> None:
         else:
             dist = stats.expon(scale=1 / args[0])
         assert stats.kstest(values, dist.cdf).pvalue > 0.001, (parameter, family, args)
+
+
+def test_sbc_run_sends_the_instance_and_its_prior_to_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A worker that looked the model up by name would simulate and fit the
+    # default prior whatever instance was passed to sbc.run.
+    from pystanmods import sbc
+    from pystanmods.models.ragged import ModelB
+
+    class Sent(Exception):
+        pass
+
+    sent = {}
+
+    def capture(tasks, handle, **kwargs):
+        sent.update(tasks)
+        raise Sent
+
+    monkeypatch.setattr("pystanmods.batch.cluster.run_tasks", capture)
+    keys = []
+    for model in (ModelB(), ModelB(sigma_zeta_prior_median=1.5, sigma_zeta_prior_log_sd=0.3)):
+        sent.clear()
+        with pytest.raises(Sent):
+            sbc.run(model, 2, progress=False, plots=False, sizes=dict(ModelB.record.sbc))
+        assert all(task.args[0] is model for task in sent.values())
+        keys.append({task.key for task in sent.values()})
+    assert not keys[0] & keys[1]  # no result of one prior handed back for the other
 
 
 def test_prior_simulation_keeps_sum_to_zero_effects_and_truth() -> None:
@@ -89,6 +116,14 @@ def test_model_b_prior_follows_the_program_where_it_has_no_zeta() -> None:
     assert min(model.draw_prior(rng)["sigma_zeta"] for _ in range(300)) > 0.7
     with pytest.raises(ValueError, match="tau_zeta"):
         ModelB().simulate_prior(seed=1, tau_zeta=0.1)
+    # And from the instance's sigma_zeta prior (data of the program): 4000
+    # draws, KS at 0.001, where the default lognormal(log(0.75), 0.5) is far
+    # off (D about 0.6). Truncation at tau_zeta = 0.05 removes under 1e-9.
+    model = ModelB(sigma_zeta_prior_median=1.5, sigma_zeta_prior_log_sd=0.3)
+    rng = np.random.default_rng(3)
+    draws = np.array([model.draw_prior(rng)["sigma_zeta"] for _ in range(4000)])
+    assert stats.kstest(draws, stats.lognorm(s=0.3, scale=1.5).cdf).pvalue > 0.001
+    assert stats.kstest(draws, stats.lognorm(s=0.5, scale=0.75).cdf).pvalue < 1e-10
     # Genes mutated everywhere or nowhere get no effect, so their intercepts
     # stay draws from their own prior and only informative genes carry zeta_g.
     simulation = ModelB().simulate_prior(seed=2, n_genes=4, n_cell_lines=6, mutation_frequency=(1.0, 0.5, 0.5, 0.0))

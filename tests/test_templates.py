@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import numpy as np
 import pytest
@@ -138,8 +139,14 @@ def _value(text: str) -> float:
     return float(np.log(float(text[4:-1]))) if text.startswith("log(") else float(text)
 
 
-def constant_priors(text: str, positive: set[str]) -> dict[str, tuple]:
-    """Priors with constant arguments in ``text``, in the form of ``ModelRecord.priors``."""
+def constant_priors(text: str, positive: set[str], data: Mapping[str, float] | None = None) -> dict[str, tuple]:
+    """Priors with constant arguments in ``text``, in the form of ``ModelRecord.priors``.
+
+    ``data`` gives values to data fields used as a prior's constants
+    (:attr:`Model.prior_data`); other names make a prior non-constant.
+    """
+    for name, value in (data or {}).items():
+        text = re.sub(rf"\b{name}\b", repr(float(value)), text)
     found: dict[str, tuple] = {}
     for name, family, first, second in PRIOR.findall(text):
         family = STAN_FAMILY.get(family, family)
@@ -161,7 +168,7 @@ def test_priors_agree_in_header_model_block_and_record(stem: str) -> None:
     code = PROGRAMS[stem]
     positive = set(re.findall(r"real<lower=0>\s+(\w+)\s*[;=]", code))
     header = constant_priors(code[: code.index("*/")], positive)
-    model_block = constant_priors(block(code, "model"), positive)
+    model_block = constant_priors(block(code, "model"), positive, model.prior_data)
     record = {k: tuple(float(x) if not isinstance(x, str) else x for x in v) for k, v in model.record.priors.items()}
     assert model_block == record, f"{stem}: model block {model_block} against record {record}"
     assert header == record, f"{stem}: header {header} against record {record}"
@@ -175,3 +182,15 @@ def test_prior_parity_sees_a_changed_header() -> None:
     assert constant_priors(header, positive)["mu_epsilon"] == ("normal", 0.0, 5.0)
     changed = header.replace("mu_epsilon    ~ normal(0, 5)", "mu_epsilon    ~ normal(0, 2)")
     assert constant_priors(changed, positive)["mu_epsilon"] == ("normal", 0.0, 2.0)
+
+
+def test_prior_parity_reads_priors_set_by_data() -> None:
+    # Model B's sigma_zeta prior takes its constants from data: without them
+    # the parser sees no prior, and with another instance's it sees that one.
+    from pystanmods.models.ragged import ModelB
+
+    model_block = block(PROGRAMS["model_b_noncentered"], "model")
+    assert "sigma_zeta" not in constant_priors(model_block, set())
+    assert constant_priors(model_block, set(), ModelB().prior_data)["sigma_zeta"] == ("lognormal", float(np.log(0.75)), 0.5)
+    other = ModelB(sigma_zeta_prior_median=1.5, sigma_zeta_prior_log_sd=1.0).prior_data
+    assert constant_priors(model_block, set(), other)["sigma_zeta"] == ("lognormal", float(np.log(1.5)), 1.0)

@@ -211,6 +211,19 @@ class Model:
     def simulate(self, seed: int | None = None, **overrides: Any) -> Simulation:
         raise NotImplementedError
 
+    @property
+    def prior_data(self) -> dict[str, float]:
+        """Data fields that set constants of the program's priors (none unless a model has them)."""
+        return {}
+
+    def prior(self, name: str) -> tuple[Any, ...]:
+        """The prior of top-level parameter ``name`` in this instance's program.
+
+        The record's, unless the instance sets a prior's constants through
+        :attr:`prior_data` (:class:`~pystanmods.models.ragged.ModelB`'s ``sigma_zeta``).
+        """
+        return tuple(self.priors[name])
+
     def draw_prior(self, rng: np.random.Generator, prior_scale: float = 1.0) -> dict[str, float]:
         """One draw of each top-level parameter from :attr:`priors`.
 
@@ -221,9 +234,9 @@ class Model:
         if not self.priors:
             raise NotImplementedError(f"{self.name} has no prior simulator: set {type(self).__name__}.priors")
         drawn: dict[str, float] = {}
-        for name, prior in self.priors.items():
+        for name in self.priors:
             try:
-                drawn[name] = draw_from(prior, rng, prior_scale)
+                drawn[name] = draw_from(self.prior(name), rng, prior_scale)
             except ValueError as error:
                 raise ValueError(f"{self.name}: {error} for {name}") from None
         return drawn

@@ -19,6 +19,11 @@ from pystanmods.models import shared
 #: Scale of Model B's "no effect" mixture component: a mutation that moves a
 #: gene's logFC by less than about 0.1 does not change a screen's call.
 TAU_ZETA = 0.05
+#: Default prior of Model B's effect scale, ``sigma_zeta ~ lognormal(log(median),
+#: log_sd)``: mutation effects of typically 0.75 in logFC, within 0.3-1.9 with
+#: 95% probability.
+SIGMA_ZETA_PRIOR_MEDIAN = 0.75
+SIGMA_ZETA_PRIOR_LOG_SD = 0.5
 
 
 def mutation_slots(gene: pd.Series, is_mutated: np.ndarray, gene_labels: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -243,28 +248,42 @@ class ModelB(ModelA):
     Identification: as Model A. There is no label switching: the components
     differ by construction (``sigma_zeta > tau_zeta``, ``tau_zeta`` fixed).
 
-    Sensitivity (``benchmarks/model_b_sensitivity.py``, the test simulation:
-    12 genes x 12 cell lines, 11 with a mutation effect slot, 6 of them
-    shifted by 0.8-1.5 and 5 not; 4 chains x 1000 draws, no divergences,
-    R-hat <= 1.011). Posterior mean of ``p_matters_g`` by ``tau_zeta``:
+    Sensitivity (``benchmarks/model_b_sensitivity.py``, results in
+    ``benchmarks/results/model_b_sensitivity.json``). The test simulation:
+    12 genes x 12 cell lines, 11 with a mutation effect slot, 5 of them
+    shifted by 0.8-1.3 and 6 not (gene09, shifted, is mutated in all its
+    cell lines and has no slot). The non-centered program, 4 chains x 1000
+    draws after 500 warmup, adapt_delta 0.9: R-hat <= 1.011 in every run, no
+    divergences except one each at prior median 0.3 and at log-sd 1.0.
+    Posterior mean of ``p_matters_g``, and of ``sigma_zeta`` (5%-95%):
 
-    ========  ==========================  ==========================
-    tau_zeta  genes whose mutation        genes whose mutation
-              shifts logFC (6)            does nothing (5)
-    ========  ==========================  ==========================
-    0.025     1.00 each                   0.09-0.18
-    0.05      1.00 each                   0.11-0.16
-    0.1       1.00 each                   0.13-0.16
-    0.2       0.99-1.00                   0.18-0.21
-    ========  ==========================  ==========================
+    ========  ==============  =========  =========  ================
+    tau_zeta  sigma_zeta      5 shifted  6 null     sigma_zeta
+              prior median,   genes      genes      posterior
+              log-sd
+    ========  ==============  =========  =========  ================
+    0.025     0.75, 0.5       1.00 each  0.09-0.18  1.03 (0.68-1.54)
+    0.05      0.75, 0.5       1.00 each  0.11-0.16  1.04 (0.67-1.57)
+    0.1       0.75, 0.5       1.00 each  0.13-0.16  1.03 (0.68-1.55)
+    0.2       0.75, 0.5       0.99-1.00  0.18-0.21  1.01 (0.67-1.52)
+    0.05      0.3, 0.5        1.00 each  0.14-0.20  0.84 (0.58-1.20)
+    0.05      1.5, 0.5        1.00 each  0.09-0.12  1.29 (0.80-2.06)
+    0.05      0.75, 1.0       1.00 each  0.10-0.13  1.16 (0.70-1.88)
+    ========  ==============  =========  =========  ================
 
-    Effects of 0.8 or more are called "matters" whatever ``tau_zeta``; a
-    gene without an effect never gets near 0, and its probability rises with
-    ``tau_zeta`` (the two components become harder to tell apart, and the
-    probability moves toward the prior's omega, mean 2/7). So P(mutation
-    matters) of a null gene is set by ``tau_zeta`` and the prior, not by the
-    data. The sensitivity to the ``sigma_zeta`` prior was not measured (the
-    prior is written in the program; changing it means editing the template).
+    (0.05 and lognormal(log(0.75), 0.5) are the defaults.) Effects of 0.8 or
+    more are called "matters" in every setting. A gene without an effect
+    never gets near 0: its probability rises with ``tau_zeta`` (the two
+    components become harder to tell apart, and the probability moves
+    toward the prior's omega, mean 2/7), and across the runs at 0.05 it
+    falls as the posterior of ``sigma_zeta`` rises (the wide component then
+    puts less density near 0). Moving the prior median from 0.75 down to
+    0.3 or up to 1.5 moves the mean over the 6 null genes from 0.13 to 0.16
+    or to 0.10; doubling the log-sd to 1.0 moves it to 0.12; ``tau_zeta``
+    0.2 moves it to 0.19. So P(mutation
+    matters) of a null gene is set by ``tau_zeta`` and the ``sigma_zeta``
+    prior, not by the data; both are data of the program, set from the
+    constructor (no recompile).
 
     Parameters
     ----------
@@ -272,6 +291,9 @@ class ModelB(ModelA):
         As in :class:`ModelA`.
     tau_zeta : float
         Scale of the "no effect" component, passed as data.
+    sigma_zeta_prior_median, sigma_zeta_prior_log_sd : float
+        The prior ``sigma_zeta ~ lognormal(log(median), log_sd)``, passed as
+        data; the median must exceed ``tau_zeta``.
     """
 
     record = dataclasses.replace(
@@ -286,10 +308,12 @@ class ModelB(ModelA):
         #: As Model A, plus the mixture's weight and wide scale. sigma_zeta is
         #: declared ``<lower=tau_zeta>``, so its lognormal is truncated there
         #: (:meth:`draw_prior`); tau_zeta itself is data, not a parameter.
+        #: sigma_zeta's median and log-sd are data too: this is the default
+        #: instance's prior (an instance's own is :meth:`prior`).
         priors={
             **ModelA.record.priors,
             "omega": ("beta", 2.0, 5.0),
-            "sigma_zeta": ("lognormal", float(np.log(0.75)), 0.5),
+            "sigma_zeta": ("lognormal", float(np.log(SIGMA_ZETA_PRIOR_MEDIAN)), SIGMA_ZETA_PRIOR_LOG_SD),
         },
         defaults={
             **ModelA.record.defaults,
@@ -315,18 +339,53 @@ class ModelB(ModelA):
             limits.NO_GENE_BY_CELL_LINE,
             limits.zero_sum("The cell-line intercepts beta_c", "sigma_beta"),
             "P(mutation matters) depends on the fixed scale of the no-effect component (tau_zeta = 0.05 by "
-            "default; data, not estimated) and on the prior sigma_zeta ~ lognormal(log(0.75), 0.5), not only "
-            "on the data: a small mutation effect is called 'matters' or not largely by those choices. Report "
-            "it with the tau_zeta used, and refit with another to see how much it moves.",
+            "default; data, not estimated) and on the prior sigma_zeta ~ lognormal(log(0.75), 0.5) (its median "
+            "and log-sd are data too), not only on the data: a small mutation effect is called 'matters' or not "
+            "largely by those choices. On the test simulation genes without an effect get P = 0.11-0.16 at the "
+            "defaults, 0.18-0.21 at tau_zeta = 0.2, 0.14-0.20 with a prior median of 0.3 and 0.09-0.12 with 1.5, "
+            "never near 0, while effects of 0.8-1.3 get P >= 0.99 in every setting "
+            "(benchmarks/results/model_b_sensitivity.json). Report it with the tau_zeta and prior used, and refit "
+            "with others (ModelB(tau_zeta=, sigma_zeta_prior_median=, sigma_zeta_prior_log_sd=)) to see how much "
+            "it moves.",
             "Genes mutated in none or all of their cell lines get no mutation effect (it is not identified).",
         ),
     )
 
-    def __init__(self, centre_rna: bool = False, tau_zeta: float = TAU_ZETA) -> None:
+    def __init__(
+        self,
+        centre_rna: bool = False,
+        tau_zeta: float = TAU_ZETA,
+        sigma_zeta_prior_median: float = SIGMA_ZETA_PRIOR_MEDIAN,
+        sigma_zeta_prior_log_sd: float = SIGMA_ZETA_PRIOR_LOG_SD,
+    ) -> None:
         super().__init__(centre_rna)
-        if not tau_zeta > 0:
-            raise ValueError(f"tau_zeta must be positive, got {tau_zeta}")
+        for name, value in (("tau_zeta", tau_zeta), ("sigma_zeta_prior_median", sigma_zeta_prior_median),
+                            ("sigma_zeta_prior_log_sd", sigma_zeta_prior_log_sd)):
+            number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            if not (number and np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+        # sigma_zeta is declared above tau_zeta: a prior whose median lies below
+        # it would put most of its mass where the program cannot go (and the
+        # "effect" component would be the narrower one).
+        if not sigma_zeta_prior_median > tau_zeta:
+            raise ValueError(
+                f"sigma_zeta_prior_median must exceed tau_zeta ({tau_zeta!r}), got {sigma_zeta_prior_median!r}"
+            )
         self.tau_zeta = float(tau_zeta)
+        self.sigma_zeta_prior_median = float(sigma_zeta_prior_median)
+        self.sigma_zeta_prior_log_sd = float(sigma_zeta_prior_log_sd)
+
+    @property
+    def prior_data(self) -> dict[str, float]:
+        """``sigma_zeta``'s prior median and log-sd, passed to the program as data."""
+        return {"sigma_zeta_prior_median": self.sigma_zeta_prior_median,
+                "sigma_zeta_prior_log_sd": self.sigma_zeta_prior_log_sd}
+
+    def prior(self, name: str) -> tuple[Any, ...]:
+        """As :meth:`Model.prior`; ``sigma_zeta``'s is this instance's."""
+        if name == "sigma_zeta":
+            return ("lognormal", float(np.log(self.sigma_zeta_prior_median)), self.sigma_zeta_prior_log_sd)
+        return super().prior(name)
 
     def _build(self, frame: pd.DataFrame) -> tuple[dict[str, Any], dict]:
         data, coords = shared.guide_structure(frame)
@@ -351,17 +410,20 @@ class ModelB(ModelA):
             M=len(informative),
             gene_mutation_slot=slots,
             tau_zeta=self.tau_zeta,
+            **self.prior_data,
         )
         coords["mutated_gene"] = informative
         return data, coords
 
     def draw_prior(self, rng: np.random.Generator, prior_scale: float = 1.0) -> dict[str, float]:
-        """As :meth:`Model.draw_prior`, with ``sigma_zeta`` truncated below at
-        :attr:`tau_zeta` as the program declares it (by rejection; the
-        lognormal puts about 3e-8 of its mass below the default 0.05)."""
+        """As :meth:`Model.draw_prior`, with ``sigma_zeta`` from this instance's
+        prior, truncated below at :attr:`tau_zeta` as the program declares it
+        (by rejection; the default lognormal puts about 3e-8 of its mass below
+        the default 0.05, and any allowed prior, median above tau_zeta, less
+        than half)."""
         drawn = super().draw_prior(rng, prior_scale)
         while drawn["sigma_zeta"] <= self.tau_zeta:
-            drawn["sigma_zeta"] = draw_from(self.priors["sigma_zeta"], rng, prior_scale)
+            drawn["sigma_zeta"] = draw_from(self.prior("sigma_zeta"), rng, prior_scale)
         return drawn
 
     def _prior_overrides(self, rng: np.random.Generator, drawn: dict, settings: dict) -> dict[str, Any]:

@@ -206,7 +206,7 @@ def thinned_rank(draws: np.ndarray, truth: float, rng: np.random.Generator) -> t
 
 
 def one_simulation(
-    model: str,
+    model: str | Model,
     parameterization: str,
     index: int,
     seed: int,
@@ -392,10 +392,12 @@ def run(
     # the second.
     from dask.base import tokenize
 
-    token = tokenize(model.name, parameterization, seed, sizes, prior_scale, fit_kwargs, max_retries)[:12]
+    # The instance, not its name, goes to the workers: its settings (Model
+    # B's tau_zeta and sigma_zeta prior) are part of both prior and program.
+    token = tokenize(model.name, vars(model), parameterization, seed, sizes, prior_scale, fit_kwargs, max_retries)[:12]
     tasks = {
         i: Task(f"pystanmods-sbc-{model.name}-{parameterization}-{token}-{i}", one_simulation,
-                (model.name, parameterization, i, s, sizes, prior_scale, fit_kwargs, max_retries))
+                (model, parameterization, i, s, sizes, prior_scale, fit_kwargs, max_retries))
         for i, s in enumerate(seeds)
     }
     records: list[dict[str, Any]] = []

@@ -7,12 +7,14 @@ processes are found through /proc, so these tests need Linux.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -480,6 +482,108 @@ def test_a_fit_leaves_no_socket_files(csv_files: dict[str, Path], tmp_path: Path
     assert before == [] and _sockets(tmp_path) == []
 
 
+@pytest.fixture
+def bound_sockets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[str]]:
+    """An in-process fit's temporary directory of its own, and the socket paths httpstan binds there.
+
+    httpstan names each chain's socket with ``tempfile.mkstemp``: recording
+    those names shows the test watches the directory the sockets really go to.
+    Sockets that other runs left in the shared directory are not touched.
+    """
+    directory = tmp_path / "tmpdir"
+    directory.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(directory))
+    bound: list[str] = []
+    mkstemp = tempfile.mkstemp
+
+    def recording_mkstemp(*args: object, **kwargs: object) -> tuple[int, str]:
+        fd, name = mkstemp(*args, **kwargs)
+        if Path(name).name.startswith("httpstan_"):
+            bound.append(name)
+        return fd, name
+
+    monkeypatch.setattr(tempfile, "mkstemp", recording_mkstemp)
+    return directory, bound
+
+
+def _left_sockets(directory: Path) -> list[Path]:
+    return sorted(Path(directory).glob("httpstan_*.sock"))
+
+
+SMALL_FIT = {"chains": 2, "iter_warmup": 100, "iter_sampling": 100, "seed": 3, "show_progress": False,
+             "engine": "pystan"}
+
+
+def test_an_in_process_fit_leaves_no_socket_files(bound_sockets: tuple[Path, list[str]]) -> None:
+    # Before, each chain left its httpstan_*.sock in the temporary directory
+    # (3,542 of them in /tmp from test runs).
+    directory, bound = bound_sockets
+    data = psm.get_model("model1").simulate(seed=2, n_cell_lines=20).data
+    fit = psm.fit("model1", data, **SMALL_FIT)
+    assert fit.idata.posterior.sizes["draw"] == 100
+    assert tempfile.gettempdir() == str(directory)
+    assert len(bound) == 2 and all(Path(name).parent == directory for name in bound)
+    assert _left_sockets(directory) == []
+
+
+def test_chains_submitted_to_a_stopped_pool_leave_no_socket_files(
+    bound_sockets: tuple[Path, list[str]]
+) -> None:
+    """A chain submitted after its pool was stopped, as when a signal arrives
+    while the chains are being started, never runs; httpstan has bound its
+    socket all the same. Here the pool is shut down before the fit, so the
+    submit of every chain fails."""
+    from pystanmods.engines import samplers
+
+    directory, bound = bound_sockets
+    data = psm.get_model("model1").simulate(seed=2, n_cell_lines=20).data
+    samplers.start().shutdown(wait=True)
+    try:
+        with pytest.raises(RuntimeError, match="cannot schedule new futures after shutdown"):
+            psm.fit("model1", data, **SMALL_FIT)
+    finally:
+        samplers.stop()
+    assert len(bound) == 2
+    assert _left_sockets(directory) == []
+    # The next fit forks a new pool and works.
+    assert psm.fit("model1", data, **SMALL_FIT).idata.posterior.sizes["draw"] == 100
+    assert len(bound) == 4 and _left_sockets(directory) == []
+
+
+def test_only_httpstan_chain_functions_have_their_socket_removed(tmp_path: Path) -> None:
+    """The socket path is read from httpstan 4.13's chain function only; a
+    function of another shape (another httpstan, or not httpstan) leaves
+    every path alone, and a path that is not a socket is never removed."""
+    import socket
+
+    from httpstan import services_stub
+
+    from pystanmods.engines import samplers
+
+    chain = services_stub._make_lazy_function_wrapper("hmc_nuts_diag_e_adapt", "models/abc")
+    path = str(tmp_path / "httpstan_abc.sock")
+    assert samplers._socket_of(functools.partial(chain, path, num_samples=10)) == path
+    assert samplers._socket_of(functools.partial(chain, path, "extra")) is None
+    assert samplers._socket_of(functools.partial(str, path)) is None
+    assert samplers._socket_of(functools.partial(chain, str(tmp_path / "other.sock"))) is None
+
+    pool = samplers.SamplerPool()
+    try:
+        with socket.socket(socket.AF_UNIX) as bound:
+            bound.bind(path)
+            pool.submit(functools.partial(str, path)).result()
+            assert Path(path).exists()
+        # httpstan's shape, but a regular file at the path: kept.
+        regular = tmp_path / "httpstan_regular.sock"
+        regular.write_text("not a socket")
+        samplers._unlink_socket(str(regular))
+        assert regular.exists()
+        samplers._unlink_socket(path)
+        assert not Path(path).exists()
+    finally:
+        pool.shutdown(wait=True)
+
+
 def test_a_crashed_chain_process_is_named_with_the_model_and_cache_entry(
     csv_files: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -503,6 +607,8 @@ def test_a_crashed_chain_process_is_named_with_the_model_and_cache_entry(
     assert "a chain process of model1 died while sampling (signal SIGBUS)" in lines[0]
     assert str(entry) in lines[0]
     _assert_gone(chains)
+    # The other chain's socket too: its process was ended by the pool's collapse.
+    assert _sockets(tmp_path) == []
 
 
 # --------------------------------------------------------------------------

@@ -435,6 +435,59 @@ def test_cmdstan_style_chains_are_stopped_on_interrupt(sig: signal.Signals, mome
     _assert_nothing_left(tmp_path)
 
 
+def test_chains_of_a_thread_whose_join_was_cut_short_are_still_stopped() -> None:
+    """The cause of the stand-in test's orphans: on Python 3.10-3.12 a join()
+    cut short by an exception from a signal handler (the KeyboardInterrupt in
+    cmdstanpy's ``with ThreadPoolExecutor``) marks the joined thread stopped
+    while it runs on (CPython issue 90882). The stopper took it for ended and
+    returned; the thread then started its next chain, and the interpreter, not
+    joining it either, exited and left that chain running.
+
+    Here a thread starts its chain (``sleep``) 0.5 s after the main thread's
+    join of it was cut short: the stopper must wait for the thread, kill the
+    chain it starts, and return only once the thread has ended.
+    """
+    from pystanmods.engines import interrupts
+
+    sleep = Path(shutil.which("sleep")).resolve()
+    spawned: list[subprocess.Popen] = []
+
+    def chain() -> None:
+        time.sleep(0.5)
+        spawned.append(subprocess.Popen([str(sleep), "300"]))
+        spawned[-1].wait()
+
+    class Cut(Exception):
+        pass
+
+    def cut(signum: int, frame: object) -> None:
+        raise Cut
+
+    previous = signal.signal(signal.SIGALRM, cut)
+    try:
+        # quiet: a bound for a loaded machine, far above the 0.5 s the thread
+        # waits before its chain.
+        with interrupts._ChainStopper([sleep], [], on_stop=lambda: None, quiet=30.0) as stopper:
+            thread = threading.Thread(target=chain)
+            thread.start()
+            with pytest.raises(Cut):
+                signal.setitimer(signal.ITIMER_REAL, 0.1)
+                thread.join()
+            stopper.stop_and_wait()
+            assert thread not in threading.enumerate(), "the stopper returned while the thread still ran"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        # Whatever the stopper did, leave no chain behind (join() cannot be
+        # trusted on this thread, which is the point).
+        deadline = time.monotonic() + 10
+        while thread in threading.enumerate() and time.monotonic() < deadline:
+            for process in spawned:
+                process.kill()
+            time.sleep(0.05)
+    assert len(spawned) == 1 and spawned[0].returncode == -signal.SIGTERM
+
+
 def _cmdstanpy_error(retcodes: str) -> RuntimeError:
     # The shape of cmdstanpy 1.3's error after a failed run (CmdStanModel.sample
     # and RunSet.__repr__), here with CmdStan's own error line.

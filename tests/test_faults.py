@@ -463,12 +463,12 @@ def test_chains_of_a_thread_whose_join_was_cut_short_are_still_stopped() -> None
     def cut(signum: int, frame: object) -> None:
         raise Cut
 
+    thread = threading.Thread(target=chain)
     previous = signal.signal(signal.SIGALRM, cut)
     try:
         # quiet: a bound for a loaded machine, far above the 0.5 s the thread
         # waits before its chain.
         with interrupts._ChainStopper([sleep], [], on_stop=lambda: None, quiet=30.0) as stopper:
-            thread = threading.Thread(target=chain)
             thread.start()
             with pytest.raises(Cut):
                 signal.setitimer(signal.ITIMER_REAL, 0.1)

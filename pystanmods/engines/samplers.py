@@ -74,7 +74,7 @@ def _socket_of(function: Any) -> str | None:
     function: should httpstan change it, its sockets are left alone rather
     than some other argument taken for a path.
     """
-    args: tuple = ()
+    args: tuple[Any, ...] = ()
     # httpstan wraps a partial in a partial; CPython usually flattens the two.
     while isinstance(function, functools.partial):
         args = function.args + args

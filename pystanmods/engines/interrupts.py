@@ -367,8 +367,15 @@ class _ChainStopper:
                 last_seen = time.monotonic()
             now = time.monotonic()
             if self._left:
+                # Listed, not is_alive(): on Python 3.10-3.12 a join() cut short
+                # by a signal's exception marks the joined thread stopped while
+                # it runs on (CPython issue 90882), as the KeyboardInterrupt in
+                # `with ThreadPoolExecutor` does to one of cmdstanpy's threads;
+                # that thread then started a chain after this returned, and the
+                # interpreter, not joining it either, exited and orphaned the
+                # chain. A thread leaves the list only once its run() returned.
                 started = [t for t in threading.enumerate() if t not in self._before and not t.daemon]
-                if not any(t.is_alive() for t in started) or now - last_seen > self.quiet:
+                if not started or now - last_seen > self.quiet:
                     return
             if now > deadline:
                 return

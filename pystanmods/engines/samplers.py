@@ -12,7 +12,9 @@ that executor is replaced by a :class:`SamplerPool`, which
 - keeps its processes' handles, so that a crashed chain is reported with the
   signal that ended it (:func:`crash_cause`);
 - removes the Unix socket that each chain's output went through (httpstan
-  binds one per chain in the temporary directory and never unlinks it);
+  binds one per chain in the temporary directory and never unlinks it): when
+  the chain ends, when its submit fails, and when the pool is stopped. Only a
+  SIGKILL of this process still leaves them;
 - on Linux, has the kernel kill its processes when the thread that forked them
   ends, so that a crash or a SIGKILL of this process leaves no orphans.
 """
@@ -27,6 +29,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -58,20 +61,37 @@ def _init_sampler(parent: int, orphan_guard: bool) -> None:  # pragma: no cover 
             os._exit(1)
 
 
+#: The function httpstan 4.13 submits for each chain (``services_stub.call``):
+#: ``partial(_make_lazy_function_wrapper_helper, function_basename, model_name,
+#: socket_filename, **kwargs)``.
+_CHAIN_FUNCTION = ("httpstan.services_stub", "_make_lazy_function_wrapper_helper")
+
+
 def _socket_of(function: Any) -> str | None:
-    """The Unix socket path among the arguments httpstan binds to a chain's function, if any."""
-    if isinstance(function, functools.partial):
-        for arg in function.args:
-            if isinstance(arg, str) and arg.endswith(".sock"):
-                return arg
-    return None
+    """The Unix socket path httpstan bound for the chain that ``function`` runs.
+
+    None unless ``function`` has exactly the layout of httpstan 4.13's chain
+    function: should httpstan change it, its sockets are left alone rather
+    than some other argument taken for a path.
+    """
+    args: tuple[Any, ...] = ()
+    # httpstan wraps a partial in a partial; CPython usually flattens the two.
+    while isinstance(function, functools.partial):
+        args = function.args + args
+        function = function.func
+    if (getattr(function, "__module__", None), getattr(function, "__name__", None)) != _CHAIN_FUNCTION:
+        return None
+    if len(args) != 3 or not all(isinstance(arg, str) for arg in args):
+        return None
+    name = os.path.basename(args[2])
+    return args[2] if name.startswith("httpstan_") and name.endswith(".sock") else None
 
 
-def _unlink(path: str, _future: Future) -> None:
-    # The chain has ended: its output connections were opened when it
-    # started, so the path is no longer needed by anyone.
+def _unlink_socket(path: str) -> None:
+    """Remove a chain's socket file; anything else at that path is kept."""
     with contextlib.suppress(OSError):
-        os.unlink(path)
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
 
 
 class SamplerPool(concurrent.futures.ProcessPoolExecutor):
@@ -88,14 +108,41 @@ class SamplerPool(concurrent.futures.ProcessPoolExecutor):
         #: pid to multiprocessing.Process; kept after the executor drops them,
         #: so that their exit codes can still be read.
         self.processes: dict[int, Any] = {}
+        #: Socket paths of the chains submitted and not yet ended.
+        self.sockets: set[str] = set()
+        self._sockets_lock = threading.Lock()
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future:
-        future = super().submit(fn, *args, **kwargs)
-        self.processes.update(getattr(self, "_processes", None) or {})
         socket = _socket_of(fn)
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            # A chain submitted after stop() (a signal as its fit started) or
+            # to a broken pool never runs: httpstan has bound its socket all
+            # the same.
+            if socket is not None:
+                _unlink_socket(socket)
+            raise
+        self.processes.update(getattr(self, "_processes", None) or {})
         if socket is not None:
-            future.add_done_callback(functools.partial(_unlink, socket))
+            with self._sockets_lock:
+                self.sockets.add(socket)
+            future.add_done_callback(functools.partial(self._chain_ended, socket))
         return future
+
+    def _chain_ended(self, socket: str, _future: Future) -> None:
+        # The chain opened its connections when it started: once it has
+        # ended, nobody needs the path.
+        with self._sockets_lock:
+            self.sockets.discard(socket)
+        _unlink_socket(socket)
+
+    def remove_sockets(self) -> None:
+        """Remove the socket files of all chains not yet ended (their processes are gone)."""
+        with self._sockets_lock:
+            sockets, self.sockets = self.sockets, set()
+        for socket in sockets:
+            _unlink_socket(socket)
 
 
 class _DropBrokenPool(logging.Filter):
@@ -159,6 +206,9 @@ def stop(timeout: float = 5.0) -> None:
             ready = multiprocessing.connection.wait(pending, deadline - time.monotonic())
             pending = [s for s in pending if s not in ready]
     pool.shutdown(wait=False, cancel_futures=True)
+    # Their futures' callbacks would remove them too, but from the executor's
+    # thread, which may not get to it before this process exits.
+    pool.remove_sockets()
 
 
 def crash_cause() -> str | None:

@@ -131,6 +131,8 @@ class GeneEffect(Model):
             "CERES's piecewise-linear curve is not modelled, so strong amplifications may be under-corrected.",
             "Guide efficacy is one number per guide, the same in every cell line; a guide whose efficacy "
             "differs between lines moves its gene's effect there.",
+            "On the test simulation (24 genes, 10 lines) theta's 90% intervals covered 83.8%, 90.2% and 84.3% "
+            "of the true values for simulation seeds 11, 12 and 13: they may be too narrow by about that much.",
             "theta_gc is normal around its gene's mean: a gene that matters in a few lines only (a selective "
             "dependency) is shrunk toward the gene's mean where its data are few.",
             "Not shown to converge on a whole DepMap release: on the shared sample (41 lines, 883 genes) 4 chains "

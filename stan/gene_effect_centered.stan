@@ -7,7 +7,7 @@
      theta_gc     ~ normal(mu_g, tau_g)                           gene effect in line c
      mu_g         ~ normal(mu_0, sigma_mu)                        the gene's mean effect
      log(tau_g)   ~ normal(mu_log_tau, sigma_log_tau)             how much lines differ
-     logit(k_s)   ~ normal(2, sigma_logit_k)                      guide efficacy in (0, 1)
+     k_s          ~ normal(1, sigma_k) T[0, 1]                    guide efficacy, sigma_k fixed
      log(q_c)     ~ normal(0, sigma_q),  sum(log q_c) = 0         screen quality (cutting)
      beta_c       ~ normal(0, sigma_beta),  sum(beta_c) = 0       screen offset
      omega_s      ~ normal(0, sigma_omega)                        guide offset (pDNA error)
@@ -15,7 +15,6 @@
      log(sigma_c) ~ normal(mu_sigma, tau_sigma)                   noise per cell line
      mu_0 ~ normal(0, 1)              sigma_mu ~ normal(0, 1)
      mu_log_tau ~ normal(-1.5, 1)     sigma_log_tau ~ normal(0, 1)
-     sigma_logit_k ~ normal(0, 1)
      sigma_q ~ normal(0, 0.5)        sigma_beta ~ normal(0, 0.5)
      sigma_omega ~ normal(0, 0.5)    kappa_0 ~ normal(0, 0.5)
      sigma_kappa ~ normal(0, 0.25)   mu_sigma ~ normal(-1, 1)    tau_sigma ~ exponential(2)
@@ -25,11 +24,19 @@
    that aligns to several places; 0 where unknown): CERES's cutting
    toxicity, one slope per cell line, instead of a slope per guide.
 
+   Guide efficacy: its prior has its mode at full efficacy and a fixed sd
+   (data sigma_k, 0.3 by default), a half-normal below 1 as Chronos's
+   exp(-|v|) efficacy is penalised toward 1. It is fixed, not learnt: learnt,
+   on 200 genes of the DepMap sample, its sd went to 1.5 (efficacy nearly
+   uniform on (0, 1)) and a gene whose guides disagree (one guide at -0.8,
+   three at +0.3) had two modes, "one guide works" and "three guides work",
+   that chains never crossed. The truncated normal is log-concave in k_s,
+   where a logit-normal with the guide offset omega_s made even a single
+   guide's posterior bimodal.
+
    Parameterization: the two programs differ in mu_g, log_tau_g, omega_s,
-   log_q_c, beta_c, kappa_c and log_sigma_c. Both write logit_k_s
-   non-centered: the guides of a gene without an effect carry no information
-   on their efficacy, so most are informed by their prior alone, a funnel
-   when centered. The centered program is for data-rich fits (a DepMap
+   log_q_c, beta_c, kappa_c and log_sigma_c; both sample k_s itself, whose
+   prior has no hyperparameter to make a funnel with. The centered program is for data-rich fits (a DepMap
    release: every gene in tens of lines), where non-centering pins each
    hyperparameter between hundreds of data-fixed effects; it samples each
    centered effect on the affine scale of a pilot estimate (data *_loc and
@@ -37,14 +44,12 @@
    unchanged and starts adaptation with every coordinate near unit scale.
 
    Identification: theta enters only as k_s * q_c * theta_gc. k_s lies in
-   (0, 1) and the log q_c sum to zero (a Helmert basis of C - 1 free
-   coordinates), so the scale of theta is that of a fully efficacious guide
-   in a screen of typical quality. Scaling every efficacy down and every
-   theta up fits the data as well, so the efficacies' median is fixed at
-   inv_logit(2) = 0.88 rather than learnt: with it free, warmup on the
-   DepMap sample drifted along that ridge (median efficacy 0.4 after 60
-   iterations). Effects scaled to control genes do not depend on this
-   choice. beta_c sums to zero, so a common shift of
+   (0, 1) with its prior's mode at 1, and the log q_c sum to zero (a Helmert
+   basis of C - 1 free coordinates), so the scale of theta is that of a
+   fully efficacious guide in a screen of typical quality. Scaling a gene's
+   efficacies down and its thetas up fits its data as well; only the
+   efficacy prior pins that scale, which is why its sd is fixed. Effects
+   scaled to control genes depend on it far less. beta_c sums to zero, so a common shift of
    every line's logFC is carried by the gene means. Each guide targets one
    gene (DepMap's guide map), so the rows of one gene in one cell line form
    a block that no other theta touches.
@@ -99,11 +104,11 @@ functions {
      matrix whose values are the row counts. */
   matrix block_statistics(vector unit_logfc, vector unit_x, vector unit_n, array[] int unit_index,
                           array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_gene,
-                          array[] int block_start, vector mu_g, vector logit_k_s, vector omega_s,
+                          array[] int block_start, vector mu_g, vector k_s, vector omega_s,
                           vector log_q_c, vector beta_c, vector kappa_c) {
     int B = size(block_start) - 1;
     int U = rows(unit_logfc);
-    vector[U] a = inv_logit(logit_k_s[unit_sgrna]) .* exp(log_q_c[unit_cell_line]);
+    vector[U] a = k_s[unit_sgrna] .* exp(log_q_c[unit_cell_line]);
     vector[U] r = unit_logfc - beta_c[unit_cell_line] - omega_s[unit_sgrna]
                   - kappa_c[unit_cell_line] .* unit_x - a .* mu_g[unit_gene];
     return append_col(append_col(csr_matrix_times_vector(B, U, unit_n, unit_index, block_start, square(a)),
@@ -115,10 +120,10 @@ functions {
   vector block_log_density(vector unit_logfc, vector unit_x, vector unit_n, array[] int unit_index,
                            array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_gene,
                            array[] int block_start, array[] int block_gene, array[] int block_cell_line,
-                           vector n_block, vector ss_block, vector mu_g, vector log_tau_g, vector logit_k_s,
+                           vector n_block, vector ss_block, vector mu_g, vector log_tau_g, vector k_s,
                            vector omega_s, vector log_q_c, vector beta_c, vector kappa_c, vector log_sigma_c) {
     matrix[rows(n_block), 3] s = block_statistics(unit_logfc, unit_x, unit_n, unit_index, unit_sgrna,
-                                                  unit_cell_line, unit_gene, block_start, mu_g, logit_k_s,
+                                                  unit_cell_line, unit_gene, block_start, mu_g, k_s,
                                                   omega_s, log_q_c, beta_c, kappa_c);
     vector[rows(n_block)] log_s2 = 2 * log_sigma_c[block_cell_line];
     vector[rows(n_block)] lambda = exp(2 * log_tau_g[block_gene] - log_s2);
@@ -131,11 +136,11 @@ functions {
   matrix theta_conditional(vector unit_logfc, vector unit_x, vector unit_n, array[] int unit_index,
                            array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_gene,
                            array[] int block_start, array[] int block_gene, array[] int block_cell_line,
-                           vector mu_g, vector log_tau_g, vector logit_k_s, vector omega_s, vector log_q_c,
+                           vector mu_g, vector log_tau_g, vector k_s, vector omega_s, vector log_q_c,
                            vector beta_c, vector kappa_c, vector log_sigma_c) {
     int B = size(block_gene);
     matrix[B, 3] s = block_statistics(unit_logfc, unit_x, unit_n, unit_index, unit_sgrna, unit_cell_line,
-                                      unit_gene, block_start, mu_g, logit_k_s, omega_s, log_q_c, beta_c,
+                                      unit_gene, block_start, mu_g, k_s, omega_s, log_q_c, beta_c,
                                       kappa_c);
     vector[B] lambda = exp(2 * (log_tau_g[block_gene] - log_sigma_c[block_cell_line]));
     vector[B] D = 1 + lambda .* s[:, 1];
@@ -155,19 +160,18 @@ functions {
   real integrated_log_density(array[] int unit_sgrna, array[] int block_start, array[] int block_gene,
                               array[] int block_cell_line, data matrix unit_weights, array[] int line_sgrna,
                               array[] int line_start, data matrix line_weights, data matrix line_sums,
-                              vector mu_g, vector log_tau_g, vector logit_k_s, vector omega_s, vector log_q_c,
+                              vector mu_g, vector log_tau_g, vector k_s, vector omega_s, vector log_q_c,
                               vector beta_c, vector kappa_c, vector log_sigma_c) {
     int B = size(block_gene);
-    int S = rows(logit_k_s);
+    int S = rows(k_s);
     int C = rows(log_q_c);
-    vector[S] k = inv_logit(logit_k_s);
-    vector[S] k2 = square(k);
+    vector[S] k2 = square(k_s);
     // Sums over each block's units of n k, n k^2, n k omega, n ybar k, n x k.
-    vector[B] n_k = csr_matrix_times_vector(B, S, unit_weights[:, 1], unit_sgrna, block_start, k);
+    vector[B] n_k = csr_matrix_times_vector(B, S, unit_weights[:, 1], unit_sgrna, block_start, k_s);
     vector[B] n_k2 = csr_matrix_times_vector(B, S, unit_weights[:, 1], unit_sgrna, block_start, k2);
-    vector[B] n_kw = csr_matrix_times_vector(B, S, unit_weights[:, 1], unit_sgrna, block_start, k .* omega_s);
-    vector[B] ny_k = csr_matrix_times_vector(B, S, unit_weights[:, 2], unit_sgrna, block_start, k);
-    vector[B] nx_k = csr_matrix_times_vector(B, S, unit_weights[:, 3], unit_sgrna, block_start, k);
+    vector[B] n_kw = csr_matrix_times_vector(B, S, unit_weights[:, 1], unit_sgrna, block_start, k_s .* omega_s);
+    vector[B] ny_k = csr_matrix_times_vector(B, S, unit_weights[:, 2], unit_sgrna, block_start, k_s);
+    vector[B] nx_k = csr_matrix_times_vector(B, S, unit_weights[:, 3], unit_sgrna, block_start, k_s);
     // Sums over each line's units of n omega, n omega^2, n ybar omega, n x omega.
     vector[C] n_w = csr_matrix_times_vector(C, S, line_weights[:, 1], line_sgrna, line_start, omega_s);
     vector[C] n_w2 = csr_matrix_times_vector(C, S, line_weights[:, 1], line_sgrna, line_start, square(omega_s));
@@ -219,6 +223,7 @@ data {
   int<lower=0, upper=1> compute_log_lik;  // 1: keep log_lik for LOO
   int<lower=0, upper=1> compute_y_rep;    // 1: keep y_rep for predictive checks
   int<lower=0, upper=1> compute_theta;            // 1: write theta draws
+  real<lower=0> sigma_k;                          // sd of the efficacies' prior (fixed, see above)
   // Pilot location and sd of each effect (pystanmods.models.gene_effect.pilot),
   // for the centered program's affine scales; the zero-sum effects' are of
   // their C - 1 Helmert coordinates. The non-centered program ignores them.
@@ -226,7 +231,6 @@ data {
   vector<lower=0>[G] mu_g_scale;
   vector[G] log_tau_g_loc;
   vector<lower=0>[G] log_tau_g_scale;
-  vector<lower=0>[S] logit_k_s_scale;                   // of logit_k_s_z
   vector[S] omega_s_loc;
   vector<lower=0>[S] omega_s_scale;
   vector[C - 1] log_q_c_loc;
@@ -286,8 +290,7 @@ parameters {
   real<multiplier=0.5 * inv_sqrt(G)> mu_log_tau;
   real<multiplier=inv_sqrt(2 * G)> log_sigma_log_tau;
   vector<offset=log_tau_g_loc, multiplier=log_tau_g_scale>[G] log_tau_g;
-  real<multiplier=inv_sqrt(2 * S)> log_sigma_logit_k;
-  vector<multiplier=logit_k_s_scale>[S] logit_k_s_z;
+  vector<lower=0, upper=1>[S] k_s;
   real<multiplier=inv_sqrt(2 * S)> log_sigma_omega;
   vector<offset=omega_s_loc, multiplier=omega_s_scale>[S] omega_s;
   real<multiplier=inv_sqrt(2 * C)> log_sigma_q;
@@ -304,14 +307,11 @@ parameters {
 transformed parameters {
   real<lower=0> sigma_mu = exp(log_sigma_mu);
   real<lower=0> sigma_log_tau = exp(log_sigma_log_tau);
-  real<lower=0> sigma_logit_k = exp(log_sigma_logit_k);
   real<lower=0> sigma_omega = exp(log_sigma_omega);
   real<lower=0> sigma_q = exp(log_sigma_q);
   real<lower=0> sigma_beta = exp(log_sigma_beta);
   real<lower=0> sigma_kappa = exp(log_sigma_kappa);
   real<lower=0> tau_sigma = exp(log_tau_sigma);
-
-  vector[S] logit_k_s = 2 + sigma_logit_k * logit_k_s_z;
 
   vector[C] log_q_c = sum_to_zero_helmert(log_q_c_raw);
   vector[C] beta_c = sum_to_zero_helmert(beta_c_raw);
@@ -321,7 +321,6 @@ model {
   sigma_mu ~ normal(0, 1);
   mu_log_tau ~ normal(-1.5, 1);
   sigma_log_tau ~ normal(0, 1);
-  sigma_logit_k ~ normal(0, 1);
   sigma_omega ~ normal(0, 0.5);
   sigma_q ~ normal(0, 0.5);
   sigma_beta ~ normal(0, 0.5);
@@ -330,18 +329,19 @@ model {
   mu_sigma ~ normal(-1, 1);
   tau_sigma ~ exponential(2);
   // The Jacobian of the sds sampled through their logs.
-  target += log_sigma_mu + log_sigma_log_tau + log_sigma_logit_k + log_sigma_omega + log_sigma_q + log_sigma_beta
+  target += log_sigma_mu + log_sigma_log_tau + log_sigma_omega + log_sigma_q + log_sigma_beta
             + log_sigma_kappa + log_tau_sigma;
   mu_g ~ normal(mu_0, sigma_mu);
   log_tau_g ~ normal(mu_log_tau, sigma_log_tau);
-  logit_k_s_z ~ std_normal();
+  // Truncated to (0, 1) by k_s's bounds; the truncation's mass is constant (sigma_k is data).
+  k_s ~ normal(1, sigma_k);
   omega_s ~ normal(0, sigma_omega);
   log_q_c_raw ~ normal(0, sigma_q);
   beta_c_raw ~ normal(0, sigma_beta);
   kappa_c ~ normal(kappa_0, sigma_kappa);
   log_sigma_c ~ normal(mu_sigma, tau_sigma);
   target += integrated_log_density(unit_sgrna, block_start, block_gene, block_cell_line, unit_weights, line_sgrna,
-                                   line_start, line_weights, line_sums, mu_g, log_tau_g, logit_k_s, omega_s,
+                                   line_start, line_weights, line_sums, mu_g, log_tau_g, k_s, omega_s,
                                    log_q_c, beta_c, kappa_c, log_sigma_c);
 }
 generated quantities {
@@ -351,12 +351,12 @@ generated quantities {
   if (compute_log_lik) {
     log_lik = block_log_density(unit_logfc, unit_x, unit_n, unit_index, unit_sgrna, unit_cell_line, unit_gene,
                                 block_start, block_gene, block_cell_line, n_block, ss_block,
-                                mu_g, log_tau_g, logit_k_s, omega_s, log_q_c, beta_c, kappa_c, log_sigma_c);
+                                mu_g, log_tau_g, k_s, omega_s, log_q_c, beta_c, kappa_c, log_sigma_c);
   }
   if (compute_theta || compute_y_rep) {
     matrix[B, 2] moments = theta_conditional(unit_logfc, unit_x, unit_n, unit_index, unit_sgrna, unit_cell_line,
                                              unit_gene, block_start, block_gene, block_cell_line,
-                                             mu_g, log_tau_g, logit_k_s, omega_s, log_q_c, beta_c, kappa_c,
+                                             mu_g, log_tau_g, k_s, omega_s, log_q_c, beta_c, kappa_c,
                                              log_sigma_c);
     vector[B] theta_draw = to_vector(normal_rng(moments[:, 1], moments[:, 2]));
     if (compute_theta) {
@@ -369,7 +369,7 @@ generated quantities {
         unit_block[block_start[b]:(block_start[b + 1] - 1)] = rep_array(b, block_start[b + 1] - block_start[b]);
       }
       vector[U] mean_u = beta_c[unit_cell_line] + omega_s[unit_sgrna] + kappa_c[unit_cell_line] .* unit_x
-                         + inv_logit(logit_k_s[unit_sgrna]) .* exp(log_q_c[unit_cell_line])
+                         + k_s[unit_sgrna] .* exp(log_q_c[unit_cell_line])
                            .* theta_draw[unit_block];
       y_rep = to_vector(normal_rng(mean_u[row_unit], exp(log_sigma_c[unit_cell_line[row_unit]])));
     }

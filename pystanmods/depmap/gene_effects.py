@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
 from pystanmods.data import DataError
 from pystanmods.depmap.matrix import depmap_matrix, gene_effect_summaries
@@ -113,7 +112,7 @@ def _controls(release: Release, given: str | Path | Iterable[str] | None, role: 
 def guide_efficacy_table(fit: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """Posterior mean and sd of each guide's efficacy k_s and offset omega_s."""
     posterior = fit.idata.posterior
-    k = expit(posterior["logit_k_s"].stack(sample=("chain", "draw")).transpose("sgrna", "sample").to_numpy())
+    k = posterior["k_s"].stack(sample=("chain", "draw")).transpose("sgrna", "sample").to_numpy()
     omega = posterior["omega_s"].stack(sample=("chain", "draw")).transpose("sgrna", "sample").to_numpy()
     guides = [str(s) for s in posterior["sgrna"].to_numpy()]
     gene_of = frame.drop_duplicates("sgrna").set_index("sgrna")["gene"].astype(str)

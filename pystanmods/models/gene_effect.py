@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
+from scipy import stats
 
 from pystanmods.data import DataError, encode, label_column, nested, numeric_column
 from pystanmods.models import limitations as limits
@@ -23,12 +23,20 @@ from pystanmods.models.base import Model, Simulation, StanData, register
 from pystanmods.models.record import Effect, ModelRecord, UnitRule
 from pystanmods.models.shared import guide_design
 
-#: logit of the guide efficacies' median, fixed by the program (see its header).
-MEDIAN_LOGIT_EFFICACY = 2.0
+#: Default sd of the guide efficacies' prior, normal(1, sigma_k) on (0, 1),
+#: fixed rather than learnt (see the program's header). With 0.3 a tenth of
+#: guides are below 0.6; Chronos's efficacies on the shared DepMap sample
+#: (2.3.11, 3,474 guides) have 10% below 0.57 and 5% below 0.41.
+SIGMA_K = 0.3
 
 #: The model's posterior variables that the gene-effect summaries need, in the
 #: program's own (constrained) names.
-CONDITIONING = ("mu_g", "log_tau_g", "logit_k_s", "omega_s", "log_q_c", "beta_c", "kappa_c", "log_sigma_c")
+CONDITIONING = ("mu_g", "log_tau_g", "k_s", "omega_s", "log_q_c", "beta_c", "kappa_c", "log_sigma_c")
+
+
+def efficacy_prior(sigma_k: float = SIGMA_K) -> Any:
+    """The guide efficacies' prior: normal(1, sigma_k) truncated to (0, 1), as scipy frozen."""
+    return stats.truncnorm(-1.0 / sigma_k, 0.0, loc=1.0, scale=sigma_k)
 
 
 def _centred(values: np.ndarray) -> np.ndarray:
@@ -42,7 +50,8 @@ class GeneEffect(Model):
     ``logfc ~ N(beta_c + omega_s + kappa_c x + k_s q_c theta_gc, sigma_c)``,
     ``theta_gc ~ N(mu_g, tau_g)``; see the program's header for every prior.
 
-    Identification: guide efficacy ``k_s`` lies in (0, 1) and screen quality
+    Identification: guide efficacy ``k_s`` lies in (0, 1), its prior's mode
+    at 1 with a fixed sd ``sigma_k`` (default :data:`SIGMA_K`), and screen quality
     ``q_c`` has geometric mean 1, so ``theta`` is the effect seen by a fully
     efficacious guide in a typical screen; the screen offsets ``beta_c`` sum to
     zero. The simulator draws ``log q_c`` and ``beta_c`` already centred, so
@@ -54,9 +63,9 @@ class GeneEffect(Model):
         title="gene x cell-line effects with guide efficacy, screen quality and copy number (theta integrated out)",
         template="gene_effect.stan.j2",
         # Non-centered: on the default simulation (seed 11, 4 x 1000 + 1000)
-        # the non-centered program had no divergence, E-BFMI 0.71-0.76 and
-        # R-hat 1.0067; see the template for the two effects both programs
-        # write non-centered.
+        # the non-centered program had no divergence (R-hat 1.0117 and 1.0106,
+        # bulk ESS 426 and 479 for sampler seeds 1 and 2: slow, not stuck); the
+        # centered one 228 (funnels in sigma_omega and sigma_kappa).
         recommended="noncentered",
         required=("gene", "cell_line", "sgrna", "logfc"),
         # log2_copy_number (as depmap.prepare writes it) and n_alignments (cut
@@ -67,24 +76,22 @@ class GeneEffect(Model):
         effects=(
             Effect("mu_g", ("gene",)),
             Effect("log_tau_g", ("gene",)),
-            Effect("logit_k_s", ("sgrna",), noncentered_only=True),
             Effect("omega_s", ("sgrna",)),
             Effect("log_q_c", ("cell_line",), free_dims=("cell_line_free",)),
             Effect("beta_c", ("cell_line",), free_dims=("cell_line_free",)),
             Effect("kappa_c", ("cell_line",)),
             Effect("log_sigma_c", ("cell_line",)),
         ),
-        variables={"theta": ("block",)},
+        variables={"theta": ("block",), "k_s": ("sgrna",)},
         gene_effects=("mu_g",),
-        results=("theta", "logit_k_s", "omega_s", "log_q_c", "kappa_c", "log_sigma_c", "log_tau_g"),
-        group_parameters=("mu_g", "logit_k_s", "log_q_c", "log_sigma_c"),
-        hyperparameters=("mu_0", "sigma_mu", "sigma_logit_k", "mu_sigma"),
+        results=("theta", "k_s", "omega_s", "log_q_c", "kappa_c", "log_sigma_c", "log_tau_g"),
+        group_parameters=("mu_g", "k_s", "log_q_c", "log_sigma_c"),
+        hyperparameters=("mu_0", "sigma_mu", "sigma_omega", "mu_sigma"),
         priors={
             "mu_0": ("normal", 0.0, 1.0),
             "sigma_mu": ("halfnormal", 1.0),
             "mu_log_tau": ("normal", -1.5, 1.0),
             "sigma_log_tau": ("halfnormal", 1.0),
-            "sigma_logit_k": ("halfnormal", 1.0),
             "sigma_omega": ("halfnormal", 0.5),
             "sigma_q": ("halfnormal", 0.5),
             "sigma_beta": ("halfnormal", 0.5),
@@ -105,7 +112,6 @@ class GeneEffect(Model):
             "sigma_mu": 0.6,
             "mu_log_tau": -1.2,
             "sigma_log_tau": 0.4,
-            "sigma_logit_k": 1.0,
             "sigma_omega": 0.1,
             "sigma_q": 0.25,
             "sigma_beta": 0.1,
@@ -132,6 +138,12 @@ class GeneEffect(Model):
             "(benchmarks/results/depmap_sample); check fit.diagnostics() before reading its matrix.",
         ),
     )
+
+    def __init__(self, sigma_k: float = SIGMA_K) -> None:
+        super().__init__()
+        if isinstance(sigma_k, bool) or not (isinstance(sigma_k, (int, float)) and np.isfinite(sigma_k) and sigma_k > 0):
+            raise ValueError(f"sigma_k (sd of the guide efficacies' prior) must be a finite positive number, got {sigma_k!r}")
+        self.sigma_k = float(sigma_k)
 
     def prepare(self, data: pd.DataFrame, columns=None, *, compute_log_lik: bool = True,
                 compute_y_rep: bool = True, compute_theta: bool = False) -> StanData:
@@ -191,6 +203,8 @@ class GeneEffect(Model):
             "block_start": block_start.astype(int),
             "ss_block": np.bincount(unit_block, weights=unit_ss, minlength=len(blocks)),
         }
+        # The efficacies' prior sd: data, so that another needs no recompile.
+        data["sigma_k"] = self.sigma_k
         # The centered program's affine scales, as written until a pilot sets them.
         data.update(identity_pilot(data))
         coords = {
@@ -233,7 +247,7 @@ class GeneEffect(Model):
         mu_g = rng.normal(s["mu_0"], s["sigma_mu"], n_genes)
         log_tau_g = rng.normal(s["mu_log_tau"], s["sigma_log_tau"], n_genes)
         theta = rng.normal(mu_g[:, None], np.exp(log_tau_g)[:, None], (n_genes, n_cells))
-        logit_k_s = rng.normal(MEDIAN_LOGIT_EFFICACY, s["sigma_logit_k"], n_guides)
+        k_s = efficacy_prior(self.sigma_k).rvs(n_guides, random_state=rng)
         omega_s = rng.normal(0.0, s["sigma_omega"], n_guides)
         log_q_c = _centred(rng.normal(0.0, s["sigma_q"], n_cells))
         beta_c = _centred(rng.normal(0.0, s["sigma_beta"], n_cells))
@@ -244,14 +258,14 @@ class GeneEffect(Model):
         gi = sgrna_gene[si]
         x = cn[gi, ci] + np.log2(sites[si])
         mean = (beta_c[ci] + omega_s[si] + kappa_c[ci] * x
-                + expit(logit_k_s[si]) * np.exp(log_q_c[ci]) * theta[gi, ci])
+                + k_s[si] * np.exp(log_q_c[ci]) * theta[gi, ci])
         frame["logfc"] = rng.normal(mean, np.exp(log_sigma_c[ci]))
         frame["log2_copy_number"] = cn[gi, ci]
         frame["n_alignments"] = sites[si]
         truth: dict[str, Any] = {
             "mu_g": mu_g,
             "log_tau_g": log_tau_g,
-            "logit_k_s": logit_k_s,
+            "k_s": k_s,
             "omega_s": omega_s,
             "log_q_c": log_q_c,
             "beta_c": beta_c,
@@ -285,7 +299,7 @@ def theta_moments(data: dict[str, Any], draws: dict[str, np.ndarray]) -> tuple[n
     start = np.asarray(data["block_start"]) - 1
     block_gene = np.asarray(data["block_gene"]) - 1
     block_cell = np.asarray(data["block_cell_line"]) - 1
-    a = expit(draws["logit_k_s"][:, sgrna]) * np.exp(draws["log_q_c"][:, cell])
+    a = draws["k_s"][:, sgrna] * np.exp(draws["log_q_c"][:, cell])
     r = (np.asarray(data["unit_logfc"])[None, :] - draws["beta_c"][:, cell] - draws["omega_s"][:, sgrna]
          - draws["kappa_c"][:, cell] * np.asarray(data["unit_x"])[None, :] - a * draws["mu_g"][:, gene])
     # Block sums of contiguous unit runs.
@@ -326,11 +340,10 @@ def identity_pilot(data: dict[str, Any]) -> dict[str, np.ndarray]:
     for name, size in pilot_sizes(data).items():
         out[f"{name}_loc"] = np.zeros(size)
         out[f"{name}_scale"] = np.ones(size)
-    out["logit_k_s_scale"] = np.ones(int(data["S"]))
     return out
 
 
-def pilot(data: dict[str, Any], efficacy: float = float(expit(MEDIAN_LOGIT_EFFICACY))) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def pilot(data: dict[str, Any], efficacy: float | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Moment estimates of the effects' posterior location and sd, and inits.
 
     NUTS adapts its metric only after a first window of 75 iterations run on
@@ -344,7 +357,7 @@ def pilot(data: dict[str, Any], efficacy: float = float(expit(MEDIAN_LOGIT_EFFIC
 
     The estimates use block means (a gene in a cell line), weighted by their
     marginal precision ``1 / (k^2 tau_g^2 + sigma_c^2 / n_b)`` with the typical
-    guide efficacy ``k`` (the prior's median): a gene's mean, each line's
+    guide efficacy ``k`` (the prior's mean): a gene's mean, each line's
     offset and copy-number slope by weighted least squares, each line's noise
     from the spread of its units around their block means.
 
@@ -352,8 +365,9 @@ def pilot(data: dict[str, Any], efficacy: float = float(expit(MEDIAN_LOGIT_EFFIC
     ----------
     data : dict
         The Stan data of a :class:`GeneEffect` fit.
-    efficacy : float
-        The typical guide efficacy assumed by the pilot.
+    efficacy : float, optional
+        The typical guide efficacy assumed by the pilot; default the mean of
+        the efficacy prior with the data's ``sigma_k``.
 
     Returns
     -------
@@ -364,6 +378,8 @@ def pilot(data: dict[str, Any], efficacy: float = float(expit(MEDIAN_LOGIT_EFFIC
         Initial values for the centered program (hyperparameters included).
     """
     G, C, S = int(data["G"]), int(data["C"]), int(data["S"])
+    if efficacy is None:
+        efficacy = float(efficacy_prior(float(data.get("sigma_k", SIGMA_K))).mean())
     n = np.asarray(data["unit_n"], dtype=float)
     y = np.asarray(data["unit_logfc"], dtype=float)
     x = np.asarray(data["unit_x"], dtype=float)
@@ -372,7 +388,6 @@ def pilot(data: dict[str, Any], efficacy: float = float(expit(MEDIAN_LOGIT_EFFIC
     start = np.asarray(data["block_start"]) - 1
     block_gene = np.asarray(data["block_gene"]) - 1
     block_line = np.asarray(data["block_cell_line"]) - 1
-    sgrna_gene = np.asarray(data["sgrna_gene"]) - 1
     unit_block = np.repeat(np.arange(len(block_gene)), np.diff(start))
     n_b = np.add.reduceat(n, start[:-1])
     y_b = np.add.reduceat(n * y, start[:-1]) / n_b
@@ -418,9 +433,6 @@ def pilot(data: dict[str, Any], efficacy: float = float(expit(MEDIAN_LOGIT_EFFIC
         # scale; a gene whose spread is hidden by noise (at the floor) far less.
         "log_tau_g_loc": np.log(tau_g),
         "log_tau_g_scale": np.where(var_g - noise_g > 0.05**2, 1.0 / np.sqrt(2.0 * np.maximum(lines_g - 1, 1)), 0.5),
-        # A guide's efficacy is learnt from how far its gene's effect moves it:
-        # d mean / d z = k (1 - k) sigma_logit_k mu_g, with sigma_logit_k ~ 1.
-        "logit_k_s_scale": 1.0 / np.sqrt(1.0 + (efficacy * (1 - efficacy) * mu_g[sgrna_gene]) ** 2 * info_omega),
         "omega_s_loc": np.zeros(S),
         "omega_s_scale": 1.0 / np.sqrt(info_omega + 1.0 / 0.1**2),
         "log_q_c_loc": np.zeros(C - 1),
@@ -441,8 +453,7 @@ def pilot(data: dict[str, Any], efficacy: float = float(expit(MEDIAN_LOGIT_EFFIC
         "mu_log_tau": float(log_tau.mean()),
         "log_sigma_log_tau": float(np.log(max(log_tau.std(), 0.1))),
         "log_tau_g": log_tau,
-        "log_sigma_logit_k": float(np.log(0.5)),
-        "logit_k_s_z": np.zeros(S),
+        "k_s": np.full(S, efficacy),
         "log_sigma_omega": float(np.log(0.1)),
         "omega_s": np.zeros(S),
         "log_sigma_q": float(np.log(0.1)),
@@ -475,8 +486,9 @@ def jittered_inits(inits: dict[str, Any], scales: dict[str, np.ndarray], chains:
             value = np.asarray(value, dtype=float)
             key = name[: -len("_raw")] if name.endswith("_raw") else name
             scale = scales.get(f"{key}_scale", 0.1 if name.startswith(("log_sigma", "log_tau_sigma")) else None)
-            if scale is None and name == "logit_k_s_z":
-                scale = scales["logit_k_s_scale"]
+            if scale is None and name == "k_s":
+                # Half the distance to the nearer bound: every init stays inside (0, 1).
+                scale = 0.5 * min(float(value.min()), 1.0 - float(value.max()))
             if scale is None:
                 scale = 0.02
             moved = value + np.asarray(scale) * rng.uniform(-1.0, 1.0, value.shape)

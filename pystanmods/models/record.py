@@ -50,20 +50,15 @@ class Effect:
         Its dimension names, e.g. ``("sgrna",)``.
     free_dims : tuple of str, optional
         Dimension names of the free coordinates of a sum-to-zero effect.
-    noncentered_only : bool
-        Both programs sample ``<name>_z``: for an effect that the data leave
-        to its prior in most groups (a guide's efficacy when its gene has no
-        effect), where centering would make a funnel whatever the data.
     """
 
     name: str
     dims: tuple[str, ...]
     free_dims: tuple[str, ...] | None = None
-    noncentered_only: bool = False
 
     def sampled(self, parameterization: str) -> str:
         """The name the program's parameters block declares for this effect."""
-        if parameterization == "noncentered" or self.noncentered_only:
+        if parameterization == "noncentered":
             return f"{self.name}_z"
         return f"{self.name}_raw" if self.free_dims is not None else self.name
 

@@ -5,11 +5,11 @@
      matrix whose values are the row counts. */
   matrix block_statistics(vector unit_logfc, vector unit_x, vector unit_n, array[] int unit_index,
                           array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_gene,
-                          array[] int block_start, vector mu_g, vector logit_k_s, vector omega_s,
+                          array[] int block_start, vector mu_g, vector k_s, vector omega_s,
                           vector log_q_c, vector beta_c, vector kappa_c) {
     int B = size(block_start) - 1;
     int U = rows(unit_logfc);
-    vector[U] a = inv_logit(logit_k_s[unit_sgrna]) .* exp(log_q_c[unit_cell_line]);
+    vector[U] a = k_s[unit_sgrna] .* exp(log_q_c[unit_cell_line]);
     vector[U] r = unit_logfc - beta_c[unit_cell_line] - omega_s[unit_sgrna]
                   - kappa_c[unit_cell_line] .* unit_x - a .* mu_g[unit_gene];
     return append_col(append_col(csr_matrix_times_vector(B, U, unit_n, unit_index, block_start, square(a)),
@@ -21,10 +21,10 @@
   vector block_log_density(vector unit_logfc, vector unit_x, vector unit_n, array[] int unit_index,
                            array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_gene,
                            array[] int block_start, array[] int block_gene, array[] int block_cell_line,
-                           vector n_block, vector ss_block, vector mu_g, vector log_tau_g, vector logit_k_s,
+                           vector n_block, vector ss_block, vector mu_g, vector log_tau_g, vector k_s,
                            vector omega_s, vector log_q_c, vector beta_c, vector kappa_c, vector log_sigma_c) {
     matrix[rows(n_block), 3] s = block_statistics(unit_logfc, unit_x, unit_n, unit_index, unit_sgrna,
-                                                  unit_cell_line, unit_gene, block_start, mu_g, logit_k_s,
+                                                  unit_cell_line, unit_gene, block_start, mu_g, k_s,
                                                   omega_s, log_q_c, beta_c, kappa_c);
     vector[rows(n_block)] log_s2 = 2 * log_sigma_c[block_cell_line];
     vector[rows(n_block)] lambda = exp(2 * log_tau_g[block_gene] - log_s2);
@@ -37,11 +37,11 @@
   matrix theta_conditional(vector unit_logfc, vector unit_x, vector unit_n, array[] int unit_index,
                            array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_gene,
                            array[] int block_start, array[] int block_gene, array[] int block_cell_line,
-                           vector mu_g, vector log_tau_g, vector logit_k_s, vector omega_s, vector log_q_c,
+                           vector mu_g, vector log_tau_g, vector k_s, vector omega_s, vector log_q_c,
                            vector beta_c, vector kappa_c, vector log_sigma_c) {
     int B = size(block_gene);
     matrix[B, 3] s = block_statistics(unit_logfc, unit_x, unit_n, unit_index, unit_sgrna, unit_cell_line,
-                                      unit_gene, block_start, mu_g, logit_k_s, omega_s, log_q_c, beta_c,
+                                      unit_gene, block_start, mu_g, k_s, omega_s, log_q_c, beta_c,
                                       kappa_c);
     vector[B] lambda = exp(2 * (log_tau_g[block_gene] - log_sigma_c[block_cell_line]));
     vector[B] D = 1 + lambda .* s[:, 1];
@@ -61,19 +61,18 @@
   real integrated_log_density(array[] int unit_sgrna, array[] int block_start, array[] int block_gene,
                               array[] int block_cell_line, data matrix unit_weights, array[] int line_sgrna,
                               array[] int line_start, data matrix line_weights, data matrix line_sums,
-                              vector mu_g, vector log_tau_g, vector logit_k_s, vector omega_s, vector log_q_c,
+                              vector mu_g, vector log_tau_g, vector k_s, vector omega_s, vector log_q_c,
                               vector beta_c, vector kappa_c, vector log_sigma_c) {
     int B = size(block_gene);
-    int S = rows(logit_k_s);
+    int S = rows(k_s);
     int C = rows(log_q_c);
-    vector[S] k = inv_logit(logit_k_s);
-    vector[S] k2 = square(k);
+    vector[S] k2 = square(k_s);
     // Sums over each block's units of n k, n k^2, n k omega, n ybar k, n x k.
-    vector[B] n_k = csr_matrix_times_vector(B, S, unit_weights[:, 1], unit_sgrna, block_start, k);
+    vector[B] n_k = csr_matrix_times_vector(B, S, unit_weights[:, 1], unit_sgrna, block_start, k_s);
     vector[B] n_k2 = csr_matrix_times_vector(B, S, unit_weights[:, 1], unit_sgrna, block_start, k2);
-    vector[B] n_kw = csr_matrix_times_vector(B, S, unit_weights[:, 1], unit_sgrna, block_start, k .* omega_s);
-    vector[B] ny_k = csr_matrix_times_vector(B, S, unit_weights[:, 2], unit_sgrna, block_start, k);
-    vector[B] nx_k = csr_matrix_times_vector(B, S, unit_weights[:, 3], unit_sgrna, block_start, k);
+    vector[B] n_kw = csr_matrix_times_vector(B, S, unit_weights[:, 1], unit_sgrna, block_start, k_s .* omega_s);
+    vector[B] ny_k = csr_matrix_times_vector(B, S, unit_weights[:, 2], unit_sgrna, block_start, k_s);
+    vector[B] nx_k = csr_matrix_times_vector(B, S, unit_weights[:, 3], unit_sgrna, block_start, k_s);
     // Sums over each line's units of n omega, n omega^2, n ybar omega, n x omega.
     vector[C] n_w = csr_matrix_times_vector(C, S, line_weights[:, 1], line_sgrna, line_start, omega_s);
     vector[C] n_w2 = csr_matrix_times_vector(C, S, line_weights[:, 1], line_sgrna, line_start, square(omega_s));

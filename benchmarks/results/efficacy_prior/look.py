@@ -1,6 +1,6 @@
 import arviz as az, numpy as np, pickle, sys
 idata = az.from_netcdf(sys.argv[1]); p = idata.posterior
-data, genes = pickle.load(open("/tmp/ge2/data_200.pkl","rb"))
+data, genes = pickle.load(open("/tmp/ge2/data_200.pkl","rb")); genes = sorted(genes)
 sg = np.asarray(data["sgrna_gene"]) - 1
 s = az.summary(idata, var_names=["mu_g","k_s" if "k_s" in p else "logit_k_s","omega_s","log_tau_g"], kind="diagnostics")
 bad = s[s.r_hat > 1.1].index

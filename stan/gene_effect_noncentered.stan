@@ -30,9 +30,10 @@
    on 200 genes of the DepMap sample, its sd went to 1.5 (efficacy nearly
    uniform on (0, 1)) and a gene whose guides disagree (one guide at -0.8,
    three at +0.3) had two modes, "one guide works" and "three guides work",
-   that chains never crossed. The truncated normal is log-concave in k_s,
-   where a logit-normal with the guide offset omega_s made even a single
-   guide's posterior bimodal.
+   that chains never crossed. Fixed, it makes those explanations less
+   equal, and the truncated normal is log-concave in k_s (a logit-normal with
+   the guide offset omega_s can make one guide's posterior bimodal); but such
+   a gene can still keep both modes (GNS on the whole sample).
 
    Parameterization: the two programs differ in mu_g, log_tau_g, omega_s,
    log_q_c, beta_c, kappa_c and log_sigma_c; both sample k_s itself, whose

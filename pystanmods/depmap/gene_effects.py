@@ -34,7 +34,9 @@ OUTPUTS = {
     "(DepMap's CRISPRGeneDependency layout, with posterior rather than mixture-model probabilities)",
     "gene_effect_long.csv": "every summary per gene x cell line: mean, sd, central interval, P(dependency), "
     "local false sign rate (the probability that the sign of the effect is the opposite of its mean's), "
-    "and the raw effect on the logFC scale before scaling",
+    "the raw effect on the logFC scale before scaling, and the gene's convergence (the largest R-hat and "
+    "smallest bulk ESS over its mean, spread and guides' parameters: above 1.01 its chains disagree, often "
+    "because its guides do)",
     "guide_efficacy.csv": "per guide: posterior mean and sd of its efficacy k (0-1, the share of its gene's "
     "effect it shows) and of its offset (pDNA error)",
     "control_separation.csv": "per cell line: NNMD and AUROC of essential against nonessential controls",
@@ -126,6 +128,30 @@ def guide_efficacy_table(fit: Any, frame: pd.DataFrame) -> pd.DataFrame:
             "offset_sd": omega.std(axis=1, ddof=1),
         }
     )
+
+
+def gene_convergence(fit: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """Per gene, the largest R-hat and smallest bulk ESS over its own parameters.
+
+    A gene's parameters are its mean ``mu_g``, its spread ``log_tau_g``, and the
+    efficacy ``k_s`` and offset ``omega_s`` of each of its guides. A gene whose
+    guides disagree can have two posterior modes that chains do not cross;
+    its row is then the place to see it, while the fit's overall R-hat only
+    says that some gene is unconverged.
+    """
+    import arviz as az
+
+    posterior = fit.idata.posterior
+    gene_of = frame.drop_duplicates("sgrna").set_index("sgrna")["gene"].astype(str)
+    rows = []
+    for name, dim in (("mu_g", "gene"), ("log_tau_g", "gene"), ("k_s", "sgrna"), ("omega_s", "sgrna")):
+        labels = [str(x) for x in posterior[dim].to_numpy()]
+        genes = labels if dim == "gene" else gene_of.reindex(labels).to_numpy()
+        rhat = az.rhat(posterior[[name]])[name].transpose(dim).to_numpy()
+        ess = az.ess(posterior[[name]], method="bulk")[name].transpose(dim).to_numpy()
+        rows.append(pd.DataFrame({"gene": genes, "rhat": rhat, "ess_bulk": ess}))
+    per = pd.concat(rows, ignore_index=True).groupby("gene")
+    return pd.DataFrame({"gene_max_rhat": per["rhat"].max(), "gene_min_ess_bulk": per["ess_bulk"].min()}).reset_index()
 
 
 def fit_gene_effects(
@@ -221,6 +247,9 @@ def fit_gene_effects(
         threshold=threshold,
         prob=prob,
     )
+    attrs = dict(table.attrs)
+    table = table.merge(gene_convergence(fit, frame), on="gene", how="left")
+    table.attrs.update(attrs)  # merge keeps no attrs: threshold, interval and the scaling per draw
     matrix = depmap_matrix(table, "mean", gene_labels)
     separation = control_separation(matrix, ess, non)
     efficacy = guide_efficacy_table(fit, frame)

@@ -111,13 +111,18 @@ def _controls(release: Release, given: str | Path | Iterable[str] | None, role: 
     return [str(g) for g in given]
 
 
+def _gene_of_guide(frame: pd.DataFrame) -> pd.Series:
+    """The gene each guide targets (one per guide in a prepared frame), by guide label."""
+    return frame.drop_duplicates("sgrna").set_index("sgrna")["gene"].astype(str)
+
+
 def guide_efficacy_table(fit: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """Posterior mean and sd of each guide's efficacy k_s and offset omega_s."""
     posterior = fit.idata.posterior
     k = posterior["k_s"].stack(sample=("chain", "draw")).transpose("sgrna", "sample").to_numpy()
     omega = posterior["omega_s"].stack(sample=("chain", "draw")).transpose("sgrna", "sample").to_numpy()
     guides = [str(s) for s in posterior["sgrna"].to_numpy()]
-    gene_of = frame.drop_duplicates("sgrna").set_index("sgrna")["gene"].astype(str)
+    gene_of = _gene_of_guide(frame)
     return pd.DataFrame(
         {
             "sgrna": guides,
@@ -142,7 +147,7 @@ def gene_convergence(fit: Any, frame: pd.DataFrame) -> pd.DataFrame:
     import arviz as az
 
     posterior = fit.idata.posterior
-    gene_of = frame.drop_duplicates("sgrna").set_index("sgrna")["gene"].astype(str)
+    gene_of = _gene_of_guide(frame)
     rows = []
     for name, dim in (("mu_g", "gene"), ("log_tau_g", "gene"), ("k_s", "sgrna"), ("omega_s", "sgrna")):
         labels = [str(x) for x in posterior[dim].to_numpy()]

@@ -811,6 +811,58 @@ def test_a_damaged_httpstan_copy_is_replaced(csv_files: dict[str, Path], tmp_pat
     assert integrity.sha256(copy) == integrity.sha256(built)
 
 
+def test_a_module_left_beside_httpstan_copy_is_removed(tmp_path: Path) -> None:
+    """httpstan loads the first extension module it lists in a model directory.
+    A build is named by the interpreter that made it, so after a rebuild
+    elsewhere an interpreter's copy can hold a module under another name
+    beside the verified one; were that one damaged, every fit that listed it
+    first died of SIGBUS (exit 135, reproduced by hand), while the verified
+    module was found whole and nothing was replaced."""
+    source, target = tmp_path / "entry", tmp_path / "copy"
+    source.mkdir()
+    shutil.copy("/bin/ls", source / "stan_services_model_new.so")
+    (source / "stderr.log").write_text("compiler output")
+    integrity.copy_files(source, target)
+    (target / "fits").mkdir()  # httpstan's own fits: not part of the build, kept
+    (target / "notes.txt").write_text("not a module: kept")
+    binaries = [source / "stan_services_model_new.so"]
+    assert integrity.differences(source, target, binaries) is None
+    stray = target / "stan_services_model_old.so"
+    stray.write_bytes((source / "stan_services_model_new.so").read_bytes()[:4096])
+    assert integrity.differences(source, target, binaries) == (
+        "it also holds stan_services_model_old.so (4,096 bytes), not part of the verified build")
+    integrity.copy_files(source, target, binaries)
+    assert sorted(p.name for p in target.iterdir()) == ["fits", "notes.txt", "stan_services_model_new.so",
+                                                         "stderr.log"]
+    assert integrity.differences(source, target, binaries) is None
+
+
+def test_a_damaged_module_beside_httpstan_copy_is_removed_before_a_fit(
+    csv_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """The same through a real fit: a truncated module under another name
+    beside httpstan's whole copy is named in one notice and removed."""
+    root = tmp_path / "cache"
+    entry = _seed_cache(root)
+    env = _env(tmp_path, PYSTANMODS_CACHE_DIR=str(root), PYSTANMODS_ENGINE="pystan")
+    first = _fit_small(csv_files["small"], tmp_path, env)
+    assert first.returncode == 0, first.stderr
+    (built,) = (entry / "httpstan").glob("*.so")
+    (copy,) = (root / "httpstan-4.13.0" / "models").glob(f"*/{built.name}")
+    # httpstan takes whichever module the file system lists first; with two
+    # strays one is likelier to come first. Either way the old code gave no
+    # notice and kept them.
+    strays = [copy.parent / f"stan_services_model_{name}{''.join(built.suffixes)}" for name in ("0000", "zzzz")]
+    for stray in strays:
+        stray.write_bytes(built.read_bytes()[:4096])
+    second = _fit_small(csv_files["small"], tmp_path, env)
+    assert second.returncode == 0, second.stderr
+    notices = _damaged_notices(second.stderr)
+    assert len(notices) == 1 and notices[0].startswith(f"pystanmods: httpstan's copy of model1 in {copy.parent}")
+    assert f"it also holds {strays[0].name} (4,096 bytes)" in notices[0]
+    assert sorted(copy.parent.glob("*.so")) == [copy]
+
+
 @pytest.mark.slow
 def test_a_truncated_model_in_the_cache_is_rebuilt_and_fits(csv_files: dict[str, Path], tmp_path: Path) -> None:
     """The real thing: model1's own compiled module cut to 4 KiB. Costs one

@@ -182,7 +182,8 @@ class PyStanEngine(Engine):
         # The entry's own build was verified against its checksums
         # (compile_program); httpstan's copy is compared with it, since a
         # damaged copy crashes the process that loads it (SIGBUS).
-        damage = integrity.differences(kept, model_dir, self.binaries(program, directory))
+        binaries = self.binaries(program, directory)
+        damage = integrity.differences(kept, model_dir, binaries)
         if damage is None:
             return
         if _has_module(model_dir):
@@ -192,7 +193,7 @@ class PyStanEngine(Engine):
                 file=sys.stderr,
                 flush=True,
             )
-        integrity.copy_files(kept, model_dir)
+        integrity.copy_files(kept, model_dir, binaries)
 
     def build(self, program: Program, directory: Path) -> None:
         import httpstan.cache

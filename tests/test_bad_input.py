@@ -357,6 +357,31 @@ def test_batch_resume_refits_a_truncated_netcdf(tmp_path: Path) -> None:
     assert again.ok and psm.StanFit.from_netcdf(again.path("A")).idata.posterior.sizes["draw"] == 60
 
 
+def test_a_finished_netcdf_is_checked_against_its_record(tmp_path: Path) -> None:
+    # The resume check itself, without a cluster: a file that still opens but
+    # is not the one written is refitted, and so is a file of a record written
+    # before checksums were kept, once it no longer opens.
+    import arviz as az
+
+    from pystanmods.batch.groups import file_sha256, finished_file_ok
+
+    path = tmp_path / "A.nc"
+    az.from_dict(posterior={"mu": np.arange(40.0).reshape(2, 20)}).to_netcdf(str(path))
+    whole = path.read_bytes()
+    record = {"file_sha256": file_sha256(path)}
+    assert finished_file_ok(path, record) and finished_file_ok(path, {})
+    # Same size, one byte changed.
+    changed = bytearray(whole)
+    changed[len(whole) // 2] ^= 0xFF
+    path.write_bytes(bytes(changed))
+    assert not finished_file_ok(path, record)
+    # Cut short: the checksum differs, and the file of an older record no longer opens.
+    path.write_bytes(whole[: len(whole) // 2])
+    assert not finished_file_ok(path, record) and not finished_file_ok(path, {})
+    path.unlink()
+    assert not finished_file_ok(path, record) and not finished_file_ok(path, {})
+
+
 # --------------------------------------------------------------- options
 @pytest.mark.parametrize(
     ("options", "expected"),

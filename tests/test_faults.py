@@ -670,6 +670,8 @@ def test_a_crashed_chain_process_is_named_with_the_model_and_cache_entry(
     assert "a chain process of model1 died while sampling (signal SIGBUS)" in lines[0]
     assert str(entry) in lines[0]
     _assert_gone(chains)
+    # No orphans: the crashes each left two chain workers of ~156 MB.
+    _assert_nothing_left(tmp_path)
     # The other chain's socket too: its process was ended by the pool's collapse.
     assert _sockets(tmp_path) == []
 

@@ -90,6 +90,27 @@ def test_mixed_label_types_that_collide_are_an_error() -> None:
     assert psm.get_model("model2").prepare(frame.assign(gene=frame["gene"].map(distinct))).data["G"] == 5
 
 
+def test_labels_that_look_like_numbers_survive_a_fit_and_its_netcdf(tmp_path: Path) -> None:
+    # "001" and "1", "07" and "7" are four labels: kept apart in the fit's
+    # coords and, read back from netCDF, still text, not numbers.
+    frame = psm.get_model("model5").simulate(seed=1, n_cell_lines=4).data
+    genes, cells = ["001", "1", "2", "3", "4"], ["07", "7", "a", "b"]
+    frame["gene"] = frame["gene"].map(dict(zip(sorted(frame["gene"].unique()), genes)))
+    frame["cell_line"] = frame["cell_line"].map(dict(zip(sorted(frame["cell_line"].unique()), cells)))
+    fit = psm.fit("model5", frame, engine="pystan", **TINY)
+    assert fit.idata.posterior.gene.values.tolist() == genes
+    assert fit.idata.posterior.cell_line.values.tolist() == cells
+    fit.to_netcdf(tmp_path / "f.nc")
+    back = psm.StanFit.from_netcdf(tmp_path / "f.nc")
+    assert back.idata.groups() == fit.idata.groups()
+    for group in fit.idata.groups():
+        for name, coord in fit.idata[group].coords.items():
+            loaded = back.idata[group].coords[name].values
+            assert loaded.dtype.kind == coord.values.dtype.kind, (group, name, loaded.dtype)
+            assert loaded.tolist() == coord.values.tolist(), (group, name)
+    assert back.attrs == fit.attrs
+
+
 # ------------------------------------------- non-finite release matrices
 @pytest.mark.parametrize(
     ("file", "what"),

@@ -154,3 +154,26 @@ def test_a_session_writes_nothing_into_the_installed_package(tmp_path: Path) -> 
         assert done.returncode == 0, (args, done.stderr)
     assert {p.name for p in tmp_path.iterdir()} >= {"d.csv", "truth.json", "d.json", "f.nc"}
     assert _package_files() == before
+
+
+def test_a_compile_keeps_its_object_files_out_of_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpstan's compile wrote build/temp.*/ (35 MB of object files per model)
+    # into the working directory. Checked here on httpstan's build command
+    # itself, without a compile; test_faults' slow test compiles for real.
+    import httpstan.build_ext
+    import setuptools
+
+    from pystanmods.engines.pystan import _keep_build_files_out_of_cwd
+
+    monkeypatch.chdir(tmp_path)
+    _keep_build_files_out_of_cwd()
+    command = httpstan.build_ext.build_ext.build_ext(setuptools.Distribution())
+    command.finalize_options()
+    temp = Path(command.build_temp).resolve()
+    assert temp.is_dir() and not temp.is_relative_to(tmp_path.resolve())
+    command.extensions = []
+    command.run()
+    assert not temp.exists()
+    assert list(tmp_path.iterdir()) == []

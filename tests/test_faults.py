@@ -882,4 +882,6 @@ def test_a_truncated_model_in_the_cache_is_rebuilt_and_fits(csv_files: dict[str,
     assert "pystanmods: compiled model1" in result.stderr
     (rebuilt,) = (entry / "httpstan").glob("*.so")
     assert integrity.elf_shortfall(rebuilt) is None
+    # The compile ran in the fit's working directory and left no object files there.
+    assert not (tmp_path / "build").exists()
     assert cache._read_marker(entry)["sha256"] == {f"httpstan/{rebuilt.name}": integrity.sha256(rebuilt)}

@@ -488,6 +488,119 @@ def test_chains_of_a_thread_whose_join_was_cut_short_are_still_stopped() -> None
     assert len(spawned) == 1 and spawned[0].returncode == -signal.SIGTERM
 
 
+COMPILE_LIKE_SCRIPT = """
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+from pystanmods.compile import cache
+from pystanmods.engines.base import Engine, Program
+
+
+class Engine(Engine):
+    # Builds as httpstan does: asyncio.run, with the compiler started from an
+    # executor thread; the "compiler" is a driver (sh) that waits for a
+    # process of its own (sleep), like gcc for cc1plus.
+    name = "fake"
+
+    def stan_version(self):
+        return "2.35.0"
+
+    def default_compile_options(self):
+        return {}
+
+    def build(self, program, directory):
+        async def compile():
+            def driver():
+                print("compiling", flush=True)
+                subprocess.run(["sh", "-c", "sleep 300 & wait"], check=True)
+            await asyncio.get_running_loop().run_in_executor(None, driver)
+        asyncio.run(compile())
+        (directory / "model.bin").write_text("built")
+
+    def is_built(self, program, directory):
+        return (directory / "model.bin").is_file()
+
+    def binaries(self, program, directory):
+        return [directory / "model.bin"]
+
+    def sample(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def log_prob(self, *args, **kwargs):
+        raise NotImplementedError
+
+
+cache.compile_program(Program("fake", "model {}"), Engine(), quiet=True)
+"""
+
+
+def _compilers(token: str) -> list[str]:
+    """The command names of the fit's processes other than Python."""
+    names = []
+    for pid in _with_token(token):
+        try:
+            names.append(Path(f"/proc/{pid}/comm").read_text().strip())
+        except OSError:
+            pass
+    return [name for name in names if not name.startswith("python") and name != "pystanmods"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_compile_interrupted_stops_the_compiler(sig: signal.Signals, tmp_path: Path) -> None:
+    """The signal goes to the Python process alone (``kill PID``, a job
+    scheduler), not to its process group as Ctrl-C in a terminal: before,
+    SIGTERM ended Python at once and left the compiler (here: sh and its
+    sleep) running as orphans, and SIGINT waited for the compiler to finish."""
+    script = tmp_path / "compile.py"
+    script.write_text(textwrap.dedent(COMPILE_LIKE_SCRIPT))
+    token = f"PYSTANMODS_TEST_TOKEN={tmp_path}"
+    env = _env(tmp_path, PYSTANMODS_CACHE_DIR=str(tmp_path / "cache"))
+    process, stderr = _start([sys.executable, str(script)], tmp_path, env)
+    assert process.stdout.readline() == b"compiling\n"
+    deadline = time.monotonic() + 30
+    while _compilers(token).count("sleep") < 1:
+        assert time.monotonic() < deadline, _compilers(token)
+        time.sleep(0.05)
+    process.send_signal(sig)
+    _wait_or_kill(process, _with_token(token), sig.name)
+    # First, so that a failure leaves no compiler behind either.
+    _assert_nothing_left(tmp_path)
+    assert process.returncode == -signal.SIGINT, stderr.text()
+    assert stderr.text().rstrip().endswith("KeyboardInterrupt")
+    # Nothing recorded as built: the next compile starts again.
+    assert not list((tmp_path / "cache").rglob("compiled.json"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_real_compile_interrupted_exits_130_and_leaves_no_compiler(
+    sig: signal.Signals, csv_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """The same with httpstan and the C++ compiler: a fit whose model is not
+    yet in the (empty, private) cache, signalled once cc1plus runs. Costs a
+    few seconds of compiling, not a whole compile."""
+    token = f"PYSTANMODS_TEST_TOKEN={tmp_path}"
+    env = _env(tmp_path, PYSTANMODS_CACHE_DIR=str(tmp_path / "cache"), PYSTANMODS_ENGINE="pystan")
+    process, stderr = _start([sys.executable, "-m", "pystanmods.cli.main", "fit", "model1", str(csv_files["small"]),
+                              "-o", "small.nc", "--chains", "2", "--seed", "1"], tmp_path, env)
+    deadline = time.monotonic() + 120
+    while "cc1plus" not in _compilers(token):
+        assert process.poll() is None, stderr.text()
+        assert time.monotonic() < deadline, "the C++ compiler never started"
+        time.sleep(0.1)
+    process.send_signal(sig)
+    _wait_or_kill(process, _with_token(token), sig.name)
+    _assert_nothing_left(tmp_path)
+    assert process.returncode == 130, stderr.text()
+    lines = _lines_besides_progress(stderr.text())
+    assert lines[0].startswith("pystanmods: compiling model1") and lines[1:] == ["pystanmods: interrupted"]
+    assert not list((tmp_path / "cache").rglob("compiled.json")) and not (tmp_path / "small.nc").exists()
+    # Stopped, not waited for: no module was linked (before, SIGINT waited
+    # for the compiler to finish the build).
+    assert not list((tmp_path / "cache").rglob("*.so"))
+
+
 def _cmdstanpy_error(retcodes: str) -> RuntimeError:
     # The shape of cmdstanpy 1.3's error after a failed run (CmdStanModel.sample
     # and RunSet.__repr__), here with CmdStan's own error line.

@@ -146,24 +146,30 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _children() -> list[int]:
-    """Process ids of this process's children (Linux /proc; psutil elsewhere)."""
+def _parents() -> dict[int, int]:
+    """Parent pid of every process (Linux /proc; psutil elsewhere)."""
     proc = Path("/proc")
     if (proc / "self" / "stat").is_file():
-        me = os.getpid()
-        found: list[int] = []
+        found: dict[int, int] = {}
         # /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces.
         for entry in proc.iterdir():
             if entry.name.isdigit():
                 with contextlib.suppress(OSError, IndexError, ValueError):
-                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == me:
-                        found.append(int(entry.name))
-        return sorted(found)
+                    found[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        return found
     try:
         import psutil
     except ImportError:
-        return []
-    return [child.pid for child in psutil.Process().children()]
+        return {}
+    # Asked for up front, a process that ends meanwhile gives None, not an error.
+    listed = psutil.process_iter(["ppid"])
+    return {process.pid: process.info["ppid"] for process in listed if process.info["ppid"] is not None}
+
+
+def _children() -> list[int]:
+    """Process ids of this process's children."""
+    me = os.getpid()
+    return sorted(pid for pid, parent in _parents().items() if parent == me)
 
 
 def _executable(pid: int) -> Path | None:
@@ -211,23 +217,6 @@ def stop_children(executable: Path, timeout: float = 5.0) -> list[int]:
         if not any(_running(pid) for pid in pids):
             break
     return pids
-
-
-def _parents() -> dict[int, int]:
-    """Parent pid of every process (Linux /proc; psutil elsewhere)."""
-    proc = Path("/proc")
-    if (proc / "self" / "stat").is_file():
-        found: dict[int, int] = {}
-        for entry in proc.iterdir():
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError, IndexError, ValueError):
-                    found[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        return found
-    try:
-        import psutil
-    except ImportError:
-        return {}
-    return {process.pid: process.ppid() for process in psutil.process_iter()}
 
 
 def _trees(roots: set[int]) -> set[int]:

@@ -90,6 +90,27 @@ def test_mixed_label_types_that_collide_are_an_error() -> None:
     assert psm.get_model("model2").prepare(frame.assign(gene=frame["gene"].map(distinct))).data["G"] == 5
 
 
+def test_labels_that_look_like_numbers_survive_a_fit_and_its_netcdf(tmp_path: Path) -> None:
+    # "001" and "1", "07" and "7" are four labels: kept apart in the fit's
+    # coords and, read back from netCDF, still text, not numbers.
+    frame = psm.get_model("model5").simulate(seed=1, n_cell_lines=4).data
+    genes, cells = ["001", "1", "2", "3", "4"], ["07", "7", "a", "b"]
+    frame["gene"] = frame["gene"].map(dict(zip(sorted(frame["gene"].unique()), genes)))
+    frame["cell_line"] = frame["cell_line"].map(dict(zip(sorted(frame["cell_line"].unique()), cells)))
+    fit = psm.fit("model5", frame, engine="pystan", **TINY)
+    assert fit.idata.posterior.gene.values.tolist() == genes
+    assert fit.idata.posterior.cell_line.values.tolist() == cells
+    fit.to_netcdf(tmp_path / "f.nc")
+    back = psm.StanFit.from_netcdf(tmp_path / "f.nc")
+    assert back.idata.groups() == fit.idata.groups()
+    for group in fit.idata.groups():
+        for name, coord in fit.idata[group].coords.items():
+            loaded = back.idata[group].coords[name].values
+            assert loaded.dtype.kind == coord.values.dtype.kind, (group, name, loaded.dtype)
+            assert loaded.tolist() == coord.values.tolist(), (group, name)
+    assert back.attrs == fit.attrs
+
+
 # ------------------------------------------- non-finite release matrices
 @pytest.mark.parametrize(
     ("file", "what"),
@@ -355,6 +376,31 @@ def test_batch_resume_refits_a_truncated_netcdf(tmp_path: Path) -> None:
     actions = dict(zip(again.summary["group"], again.summary["action"]))
     assert actions == {"A": "fitted", "B": "skipped"}
     assert again.ok and psm.StanFit.from_netcdf(again.path("A")).idata.posterior.sizes["draw"] == 60
+
+
+def test_a_finished_netcdf_is_checked_against_its_record(tmp_path: Path) -> None:
+    # The resume check itself, without a cluster: a file that still opens but
+    # is not the one written is refitted, and so is a file of a record written
+    # before checksums were kept, once it no longer opens.
+    import arviz as az
+
+    from pystanmods.batch.groups import file_sha256, finished_file_ok
+
+    path = tmp_path / "A.nc"
+    az.from_dict(posterior={"mu": np.arange(40.0).reshape(2, 20)}).to_netcdf(str(path))
+    whole = path.read_bytes()
+    record = {"file_sha256": file_sha256(path)}
+    assert finished_file_ok(path, record) and finished_file_ok(path, {})
+    # Same size, one byte changed.
+    changed = bytearray(whole)
+    changed[len(whole) // 2] ^= 0xFF
+    path.write_bytes(bytes(changed))
+    assert not finished_file_ok(path, record)
+    # Cut short: the checksum differs, and the file of an older record no longer opens.
+    path.write_bytes(whole[: len(whole) // 2])
+    assert not finished_file_ok(path, record) and not finished_file_ok(path, {})
+    path.unlink()
+    assert not finished_file_ok(path, record) and not finished_file_ok(path, {})
 
 
 # --------------------------------------------------------------- options

@@ -26,9 +26,21 @@ FIT = {"chains": 2, "iter_warmup": 150, "iter_sampling": 150, "progress": False}
 
 
 @pytest.fixture(scope="module")
-def client():
-    with dask_client(n_workers=2) as dask:
-        yield dask
+def client(tmp_path_factory: pytest.TempPathFactory):
+    # The worker-kill test kills a chain outright (SIGKILL), which leaves its
+    # httpstan socket file behind: in the workers' temporary directory, here
+    # one of the tests' own rather than the shared /tmp. Set for the cluster's
+    # whole life, since the nanny starts the replacement worker later.
+    previous = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(tmp_path_factory.mktemp("workers_tmp"))
+    try:
+        with dask_client(n_workers=2) as dask:
+            yield dask
+    finally:
+        if previous is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = previous
 
 
 def lineage_frame(broken: bool = True) -> pd.DataFrame:

@@ -118,3 +118,62 @@ def test_a_fit_does_not_recompile_an_unchanged_model() -> None:
     fit = psm.fit("model1", simulation.data, engine="pystan", seed=1, chains=1, iter_warmup=100,
                   iter_sampling=100, show_progress=False)
     assert fit.attrs["compile_cached"] == 1
+
+
+def _package_files() -> dict[str, tuple[int, int] | None]:
+    """Every file and folder of the installed package and its Stan sources:
+    size and modification time (None for a folder); bytecode caches aside."""
+    from pystanmods.models.base import stan_dir
+
+    found: dict[str, tuple[int, int] | None] = {}
+    for root in {Path(psm.__file__).resolve().parent, stan_dir().resolve()}:
+        for path in root.rglob("*"):
+            if "__pycache__" in path.parts:
+                continue
+            stat = path.stat()
+            found[str(path)] = None if path.is_dir() else (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def test_a_session_writes_nothing_into_the_installed_package(tmp_path: Path) -> None:
+    # The package may be installed read-only, or shared by several users: the
+    # cache, httpstan's copies, data and fits go elsewhere. Run from another
+    # folder, as a user would, through every command that writes a file.
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-m", "pystanmods.cli.main"]
+    before = _package_files()
+    assert any(name.endswith("model1.stan") for name in before)
+    for args in (["simulate", "model1", "-o", "d.csv", "--seed", "1", "--truth", "truth.json"],
+                 ["standata", "model1", "d.csv", "-o", "d.json"],
+                 ["compile", "model1"],
+                 ["fit", "model1", "d.csv", "-o", "f.nc", "--chains", "1", "--iter-warmup", "30",
+                  "--iter-sampling", "30", "--seed", "1", "--quiet"]):
+        done = subprocess.run([*cli, *args], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, (args, done.stderr)
+    assert {p.name for p in tmp_path.iterdir()} >= {"d.csv", "truth.json", "d.json", "f.nc"}
+    assert _package_files() == before
+
+
+def test_a_compile_keeps_its_object_files_out_of_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpstan's compile wrote build/temp.*/ (35 MB of object files per model)
+    # into the working directory. Checked here on httpstan's build command
+    # itself, without a compile; test_faults' slow test compiles for real.
+    import httpstan.build_ext
+    import setuptools
+
+    from pystanmods.engines.pystan import _keep_build_files_out_of_cwd
+
+    monkeypatch.chdir(tmp_path)
+    _keep_build_files_out_of_cwd()
+    command = httpstan.build_ext.build_ext.build_ext(setuptools.Distribution())
+    command.finalize_options()
+    temp = Path(command.build_temp).resolve()
+    assert temp.is_dir() and not temp.is_relative_to(tmp_path.resolve())
+    command.extensions = []
+    command.run()
+    assert not temp.exists()
+    assert list(tmp_path.iterdir()) == []

@@ -488,6 +488,120 @@ def test_chains_of_a_thread_whose_join_was_cut_short_are_still_stopped() -> None
     assert len(spawned) == 1 and spawned[0].returncode == -signal.SIGTERM
 
 
+COMPILE_LIKE_SCRIPT = """
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+from pystanmods.compile import cache
+from pystanmods.engines.base import Engine, Program
+
+
+class Engine(Engine):
+    # Builds as httpstan does: asyncio.run, with the compiler started from an
+    # executor thread; the "compiler" is a driver (sh) that waits for a
+    # process of its own (sleep), like gcc for cc1plus.
+    name = "fake"
+
+    def stan_version(self):
+        return "2.35.0"
+
+    def default_compile_options(self):
+        return {}
+
+    def build(self, program, directory):
+        async def compile():
+            def driver():
+                print("compiling", flush=True)
+                subprocess.run(["sh", "-c", "sleep 300 & wait"], check=True)
+            await asyncio.get_running_loop().run_in_executor(None, driver)
+        asyncio.run(compile())
+        (directory / "model.bin").write_text("built")
+
+    def is_built(self, program, directory):
+        return (directory / "model.bin").is_file()
+
+    def binaries(self, program, directory):
+        return [directory / "model.bin"]
+
+    def sample(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def log_prob(self, *args, **kwargs):
+        raise NotImplementedError
+
+
+cache.compile_program(Program("fake", "model {}"), Engine(), quiet=True)
+"""
+
+
+def _compilers(token: str) -> list[str]:
+    """The command names of the fit's processes other than Python."""
+    names = []
+    for pid in _with_token(token):
+        try:
+            names.append(Path(f"/proc/{pid}/comm").read_text().strip())
+        except OSError:
+            pass
+    return [name for name in names if not name.startswith("python") and name != "pystanmods"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_compile_interrupted_stops_the_compiler(sig: signal.Signals, tmp_path: Path) -> None:
+    """The signal goes to the Python process alone (``kill PID``, a job
+    scheduler), not to its process group as Ctrl-C in a terminal: before,
+    SIGTERM ended Python at once and left the compiler (here: sh and its
+    sleep) running as orphans, and SIGINT waited for the compiler to finish."""
+    script = tmp_path / "compile.py"
+    script.write_text(textwrap.dedent(COMPILE_LIKE_SCRIPT))
+    token = f"PYSTANMODS_TEST_TOKEN={tmp_path}"
+    env = _env(tmp_path, PYSTANMODS_CACHE_DIR=str(tmp_path / "cache"))
+    process, stderr = _start([sys.executable, str(script)], tmp_path, env)
+    assert process.stdout.readline() == b"compiling\n"
+    deadline = time.monotonic() + 30
+    while _compilers(token).count("sleep") < 1:
+        assert time.monotonic() < deadline, _compilers(token)
+        time.sleep(0.05)
+    process.send_signal(sig)
+    _wait_or_kill(process, _with_token(token), sig.name)
+    # First, so that a failure leaves no compiler behind either.
+    _assert_nothing_left(tmp_path)
+    assert process.returncode == -signal.SIGINT, stderr.text()
+    assert stderr.text().rstrip().endswith("KeyboardInterrupt")
+    # Nothing recorded as built: the next compile starts again.
+    assert not list((tmp_path / "cache").rglob("compiled.json"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_real_compile_interrupted_exits_130_and_leaves_no_compiler(
+    sig: signal.Signals, csv_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """The same with httpstan and the C++ compiler: a fit whose model is not
+    yet in the (empty, private) cache, signalled once the compiler runs. Costs a
+    few seconds of compiling, not a whole compile."""
+    token = f"PYSTANMODS_TEST_TOKEN={tmp_path}"
+    env = _env(tmp_path, PYSTANMODS_CACHE_DIR=str(tmp_path / "cache"), PYSTANMODS_ENGINE="pystan")
+    process, stderr = _start([sys.executable, "-m", "pystanmods.cli.main", "fit", "model1", str(csv_files["small"]),
+                              "-o", "small.nc", "--chains", "2", "--seed", "1"], tmp_path, env)
+    deadline = time.monotonic() + 120
+    # gcc's compiler proper (a grandchild of the fit), or clang's.
+    while not {"cc1plus", "clang", "clang++"} & set(_compilers(token)):
+        assert process.poll() is None, stderr.text()
+        assert time.monotonic() < deadline, "the C++ compiler never started"
+        time.sleep(0.1)
+    process.send_signal(sig)
+    _wait_or_kill(process, _with_token(token), sig.name)
+    _assert_nothing_left(tmp_path)
+    assert process.returncode == 130, stderr.text()
+    lines = _lines_besides_progress(stderr.text())
+    assert lines[0].startswith("pystanmods: compiling model1") and lines[1:] == ["pystanmods: interrupted"]
+    assert not list((tmp_path / "cache").rglob("compiled.json")) and not (tmp_path / "small.nc").exists()
+    # Stopped, not waited for: no module was linked (before, SIGINT waited
+    # for the compiler to finish the build).
+    assert not list((tmp_path / "cache").rglob("*.so"))
+
+
 def _cmdstanpy_error(retcodes: str) -> RuntimeError:
     # The shape of cmdstanpy 1.3's error after a failed run (CmdStanModel.sample
     # and RunSet.__repr__), here with CmdStan's own error line.
@@ -670,6 +784,8 @@ def test_a_crashed_chain_process_is_named_with_the_model_and_cache_entry(
     assert "a chain process of model1 died while sampling (signal SIGBUS)" in lines[0]
     assert str(entry) in lines[0]
     _assert_gone(chains)
+    # No orphans: the issue's crashes each left two chain workers of ~156 MB.
+    _assert_nothing_left(tmp_path)
     # The other chain's socket too: its process was ended by the pool's collapse.
     assert _sockets(tmp_path) == []
 
@@ -811,6 +927,58 @@ def test_a_damaged_httpstan_copy_is_replaced(csv_files: dict[str, Path], tmp_pat
     assert integrity.sha256(copy) == integrity.sha256(built)
 
 
+def test_a_module_left_beside_httpstan_copy_is_removed(tmp_path: Path) -> None:
+    """httpstan loads the first extension module it lists in a model directory.
+    A build is named by the interpreter that made it, so after a rebuild
+    elsewhere an interpreter's copy can hold a module under another name
+    beside the verified one; were that one damaged, every fit that listed it
+    first died of SIGBUS (exit 135, reproduced by hand), while the verified
+    module was found whole and nothing was replaced."""
+    source, target = tmp_path / "entry", tmp_path / "copy"
+    source.mkdir()
+    shutil.copy("/bin/ls", source / "stan_services_model_new.so")
+    (source / "stderr.log").write_text("compiler output")
+    integrity.copy_files(source, target)
+    (target / "fits").mkdir()  # httpstan's own fits: not part of the build, kept
+    (target / "notes.txt").write_text("not a module: kept")
+    binaries = [source / "stan_services_model_new.so"]
+    assert integrity.differences(source, target, binaries) is None
+    stray = target / "stan_services_model_old.so"
+    stray.write_bytes((source / "stan_services_model_new.so").read_bytes()[:4096])
+    assert integrity.differences(source, target, binaries) == (
+        "it also holds stan_services_model_old.so (4,096 bytes), not part of the verified build")
+    integrity.copy_files(source, target, binaries)
+    assert sorted(p.name for p in target.iterdir()) == ["fits", "notes.txt", "stan_services_model_new.so",
+                                                         "stderr.log"]
+    assert integrity.differences(source, target, binaries) is None
+
+
+def test_a_damaged_module_beside_httpstan_copy_is_removed_before_a_fit(
+    csv_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """The same through a real fit: a truncated module under another name
+    beside httpstan's whole copy is named in one notice and removed."""
+    root = tmp_path / "cache"
+    entry = _seed_cache(root)
+    env = _env(tmp_path, PYSTANMODS_CACHE_DIR=str(root), PYSTANMODS_ENGINE="pystan")
+    first = _fit_small(csv_files["small"], tmp_path, env)
+    assert first.returncode == 0, first.stderr
+    (built,) = (entry / "httpstan").glob("*.so")
+    (copy,) = (root / "httpstan-4.13.0" / "models").glob(f"*/{built.name}")
+    # httpstan takes whichever module the file system lists first; with two
+    # strays one is likelier to come first. Either way the old code gave no
+    # notice and kept them.
+    strays = [copy.parent / f"stan_services_model_{name}{''.join(built.suffixes)}" for name in ("0000", "zzzz")]
+    for stray in strays:
+        stray.write_bytes(built.read_bytes()[:4096])
+    second = _fit_small(csv_files["small"], tmp_path, env)
+    assert second.returncode == 0, second.stderr
+    notices = _damaged_notices(second.stderr)
+    assert len(notices) == 1 and notices[0].startswith(f"pystanmods: httpstan's copy of model1 in {copy.parent}")
+    assert f"it also holds {strays[0].name} (4,096 bytes)" in notices[0]
+    assert sorted(copy.parent.glob("*.so")) == [copy]
+
+
 @pytest.mark.slow
 def test_a_truncated_model_in_the_cache_is_rebuilt_and_fits(csv_files: dict[str, Path], tmp_path: Path) -> None:
     """The real thing: model1's own compiled module cut to 4 KiB. Costs one
@@ -828,4 +996,6 @@ def test_a_truncated_model_in_the_cache_is_rebuilt_and_fits(csv_files: dict[str,
     assert "pystanmods: compiled model1" in result.stderr
     (rebuilt,) = (entry / "httpstan").glob("*.so")
     assert integrity.elf_shortfall(rebuilt) is None
+    # The compile ran in the fit's working directory and left no object files there.
+    assert not (tmp_path / "build").exists()
     assert cache._read_marker(entry)["sha256"] == {f"httpstan/{rebuilt.name}": integrity.sha256(rebuilt)}

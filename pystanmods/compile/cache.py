@@ -25,6 +25,7 @@ import platformdirs
 from filelock import FileLock
 
 from pystanmods.compile import integrity
+from pystanmods.engines import interrupts
 from pystanmods.engines.base import Engine, Program
 
 MARKER = "compiled.json"
@@ -166,7 +167,8 @@ def compile_program(program: Program, engine: Engine, *, quiet: bool = False) ->
                 flush=True,
             )
         start = time.perf_counter()
-        engine.build(program, directory)
+        with interrupts.stop_started_processes_on_interrupt():
+            engine.build(program, directory)
         seconds = time.perf_counter() - start
         record = {
             "key": key,

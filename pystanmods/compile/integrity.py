@@ -93,11 +93,27 @@ def elf_shortfall(path: Path) -> str | None:
     return None
 
 
+def _strays(source: Path, target: Path, binaries: list[Path]) -> list[Path]:
+    """Files in ``target`` of a binary's suffix that ``source`` does not have.
+
+    httpstan loads the first extension module it lists in a model directory,
+    so a module left there by an earlier build under another name (builds are
+    named by the interpreter that made them) may be loaded instead of the
+    verified one, and if it is damaged, crash the process with SIGBUS.
+    """
+    if not target.is_dir():
+        return []
+    suffixes = {path.suffix for path in binaries}
+    return sorted(path for path in target.iterdir()
+                  if path.is_file() and path.suffix in suffixes and not (source / path.name).is_file())
+
+
 def differences(source: Path, target: Path, binaries: list[Path]) -> str | None:
     """How the copy of ``source`` in ``target`` differs from it, or None when it is whole.
 
     ``binaries`` (files in ``source``) are compared by sha256; any other file
-    of ``source`` need only exist in ``target``.
+    of ``source`` need only exist in ``target``, and ``target`` must hold no
+    other file of a binary's suffix.
     """
     if not target.is_dir():
         return "no copy"
@@ -110,14 +126,18 @@ def differences(source: Path, target: Path, binaries: list[Path]) -> str | None:
         size, expected = copy.stat().st_size, path.stat().st_size
         if path in binaries and (size != expected or sha256(copy) != sha256(path)):
             return f"{path.name} differs from the verified build ({size:,} bytes, not {expected:,})"
+    for stray in _strays(source, target, binaries):
+        return f"it also holds {stray.name} ({stray.stat().st_size:,} bytes), not part of the verified build"
     return None
 
 
-def copy_files(source: Path, target: Path) -> None:
-    """Copy the files of ``source`` into ``target``, each replaced in one step.
+def copy_files(source: Path, target: Path, binaries: list[Path] | None = None) -> None:
+    """Copy the files of ``source`` into ``target``, each replaced in one step,
+    then remove the files of ``target`` that :func:`differences` calls strays.
 
     A process that has the old file mapped keeps its pages (the new file is a
-    new inode); overwriting in place would pull them from under it (SIGBUS).
+    new inode, and a removed file lives on while mapped); overwriting in place
+    would pull them from under it (SIGBUS).
     """
     target.mkdir(parents=True, exist_ok=True)
     for path in sorted(source.iterdir()):
@@ -131,3 +151,5 @@ def copy_files(source: Path, target: Path) -> None:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+    for stray in _strays(source, target, binaries or []):
+        stray.unlink(missing_ok=True)

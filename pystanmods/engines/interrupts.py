@@ -146,24 +146,30 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _children() -> list[int]:
-    """Process ids of this process's children (Linux /proc; psutil elsewhere)."""
+def _parents() -> dict[int, int]:
+    """Parent pid of every process (Linux /proc; psutil elsewhere)."""
     proc = Path("/proc")
     if (proc / "self" / "stat").is_file():
-        me = os.getpid()
-        found: list[int] = []
+        found: dict[int, int] = {}
         # /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces.
         for entry in proc.iterdir():
             if entry.name.isdigit():
                 with contextlib.suppress(OSError, IndexError, ValueError):
-                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == me:
-                        found.append(int(entry.name))
-        return sorted(found)
+                    found[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        return found
     try:
         import psutil
     except ImportError:
-        return []
-    return [child.pid for child in psutil.Process().children()]
+        return {}
+    # Asked for up front, a process that ends meanwhile gives None, not an error.
+    listed = psutil.process_iter(["ppid"])
+    return {process.pid: process.info["ppid"] for process in listed if process.info["ppid"] is not None}
+
+
+def _children() -> list[int]:
+    """Process ids of this process's children."""
+    me = os.getpid()
+    return sorted(pid for pid, parent in _parents().items() if parent == me)
 
 
 def _executable(pid: int) -> Path | None:
@@ -211,6 +217,73 @@ def stop_children(executable: Path, timeout: float = 5.0) -> list[int]:
         if not any(_running(pid) for pid in pids):
             break
     return pids
+
+
+def _trees(roots: set[int]) -> set[int]:
+    """``roots`` and all their descendants that are still listed."""
+    parents = _parents()
+    found = {pid for pid in roots if pid in parents}
+    while grown := {pid for pid, parent in parents.items() if parent in found} - found:
+        found |= grown
+    return found
+
+
+def stop_process_trees(roots: set[int], timeout: float = 5.0) -> set[int]:
+    """Stop ``roots`` and everything they started; returns the pids signalled.
+
+    Each process is first frozen (SIGSTOP) while the trees are listed again,
+    so that none starts another unseen; then all get SIGTERM (a compiler
+    driver deletes its temporary files on it) and SIGCONT, and SIGKILL those
+    still running after ``timeout`` seconds.
+    """
+    frozen: set[int] = set()
+    for _ in range(10):
+        new = _trees(roots | frozen) - frozen
+        if not new:
+            break
+        for pid in new:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGSTOP)
+        frozen |= new
+    for pid in frozen:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGCONT)
+    deadline = time.monotonic() + timeout
+    while any(_running(pid) for pid in frozen) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in frozen:
+        if _running(pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    return frozen
+
+
+@contextlib.contextmanager
+def stop_started_processes_on_interrupt() -> Iterator[None]:
+    """Within the block (a compile), Ctrl-C and SIGTERM first stop every process
+    started in it, with all they started, then raise KeyboardInterrupt.
+
+    The compiler runs in child processes. Ctrl-C in a terminal reaches them
+    too (one process group), but SIGTERM or SIGINT sent to this process alone
+    (``kill PID``, a job scheduler, ``timeout``) ended Python at once and left
+    the compiler running on as an orphan for a minute or more, writing into
+    the cache; and a Python-level interrupt alone would wait for the compiler
+    to finish, since the build thread waits for it. Signals that the program
+    handles or ignores itself are left alone (:func:`_interrupt_signals`).
+    """
+    signals = _interrupt_signals()
+    before = set(_children())
+    received: list[int] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            stop_process_trees(set(_children()) - before)
+            raise KeyboardInterrupt
+
+    with _handling(signals, stop):
+        yield
 
 
 class QuietAfterStop(logging.Filter):

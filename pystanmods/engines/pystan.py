@@ -17,7 +17,9 @@ import io
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import types
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 from typing import Any
@@ -115,6 +117,37 @@ def _use_pystanmods_cache() -> None:
         _HTTPSTAN_DIR = directory
 
 
+def _keep_build_files_out_of_cwd() -> None:
+    """Have httpstan compile its object files in a temporary directory.
+
+    httpstan leaves setuptools' default ``build_temp``, ``build/temp.*`` in the
+    working directory: each compile left some 35 MB of object files wherever
+    the user ran the fit (754 MB in one repository), and could not compile at
+    all from a directory it may not write. Each build now gets a temporary
+    directory of its own, removed when the build ends. httpstan builds in an
+    executor thread, so this is a subclass installed once in httpstan's module
+    rather than a setting around the call.
+    """
+    import httpstan.build_ext
+    import setuptools.command.build_ext
+
+    if getattr(httpstan.build_ext.build_ext, "pystanmods", False):
+        return
+
+    class BuildExt(setuptools.command.build_ext.build_ext):
+        def initialize_options(self) -> None:
+            super().initialize_options()
+            self.build_temp = tempfile.mkdtemp(prefix="pystanmods-build-")
+
+        def run(self) -> None:
+            try:
+                super().run()
+            finally:
+                shutil.rmtree(self.build_temp, ignore_errors=True)
+
+    httpstan.build_ext.build_ext = types.SimpleNamespace(build_ext=BuildExt, pystanmods=True)
+
+
 def _httpstan_stan_version() -> str:
     """Stan's version as httpstan ships it, read from the bundled Stan headers."""
     import re
@@ -182,7 +215,8 @@ class PyStanEngine(Engine):
         # The entry's own build was verified against its checksums
         # (compile_program); httpstan's copy is compared with it, since a
         # damaged copy crashes the process that loads it (SIGBUS).
-        damage = integrity.differences(kept, model_dir, self.binaries(program, directory))
+        binaries = self.binaries(program, directory)
+        damage = integrity.differences(kept, model_dir, binaries)
         if damage is None:
             return
         if _has_module(model_dir):
@@ -192,7 +226,7 @@ class PyStanEngine(Engine):
                 file=sys.stderr,
                 flush=True,
             )
-        integrity.copy_files(kept, model_dir)
+        integrity.copy_files(kept, model_dir, binaries)
 
     def build(self, program: Program, directory: Path) -> None:
         import httpstan.cache
@@ -200,6 +234,7 @@ class PyStanEngine(Engine):
         import httpstan.models
 
         _use_pystanmods_cache()
+        _keep_build_files_out_of_cwd()
         options = self._options(program)
         code = _program_code(program, options)
         model_name = httpstan.models.calculate_model_name(code)

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from pystanmods.models import PARAMETERIZATIONS, get_model, list_models
-from pystanmods.sbc.designs import FIT_SETTINGS, designs
+from pystanmods.sbc.designs import designs
 from tests.test_templates import block, constant_priors
 
 #: Every model of the catalogue: a new one is checked with no change here.
@@ -228,7 +228,7 @@ def test_sbc_every_model_slow(client, tmp_path, design) -> None:
     from pystanmods import sbc
 
     result = sbc.run(design.model, 200, design.parameterization, client=client, alpha=0.05, sizes=design.sizes,
-                     out=tmp_path / design.label, progress=False, **FIT_SETTINGS)
+                     out=tmp_path / design.label, progress=False, **design.settings)
     print(result.verdict())
     # A pass includes the 10% convergence rule; on these designs most runs of
     # the last full run were INCONCLUSIVE by it (docs/sbc.md).

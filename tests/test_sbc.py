@@ -92,6 +92,32 @@ def test_prior_simulation_keeps_sum_to_zero_effects_and_truth() -> None:
         get_model("model1").simulate_prior(seed=1, alpha=0.0)
 
 
+def test_gene_effect_sbc_ranks_theta_in_block_order() -> None:
+    """SBC of gene_effect ranks each theta_gc draw against its own truth: the
+    program writes theta per block (gene x cell line, sorted by the labels'
+    codes), the simulator holds a G x C matrix. The truth is matched here
+    through the block labels, a path independent of sbc_inputs' indices,
+    with missing cells so that blocks are not a full grid."""
+    model = get_model("gene_effect")
+    simulation = model.simulate_prior(seed=5, n_genes=7, n_cell_lines=5, missing_fraction=0.3)
+    prepared, truth = model.sbc_inputs(simulation)
+    assert prepared.data["compute_theta"] == 1 and prepared.data["compute_log_lik"] == 0
+    genes = sorted(simulation.data["gene"].unique())
+    cells = sorted(simulation.data["cell_line"].unique())
+    expected = [simulation.truth["theta"][genes.index(g), cells.index(c)]
+                for g, c in (label.split(" | ") for label in prepared.coords["block"])]
+    np.testing.assert_array_equal(truth["theta"], expected)
+    assert len(expected) == prepared.data["B"] and not np.array_equal(expected, np.ravel(simulation.truth["theta"])[:len(expected)])
+    for name in ("mu_g", "k_s", "sigma_mu"):
+        assert truth[name] is simulation.truth[name]
+
+
+def test_designs_carry_each_models_sampler_settings() -> None:
+    by_label = {d.label: d for d in designs()}
+    assert by_label["gene_effect-noncentered"].settings == {"chains": 2, "iter_warmup": 1000, "iter_sampling": 1000}
+    assert by_label["model2-centered"].settings == {"chains": 2, "iter_warmup": 500, "iter_sampling": 500}
+
+
 def test_lineage_prior_draws_are_already_identified() -> None:
     """Drawn under the program's constraints, the truth is the draw itself:
     nothing of theta_gl moves into lambda_l, epsilon_g or mu_epsilon."""

@@ -60,15 +60,6 @@ def test_units_form_contiguous_gene_by_cell_line_blocks() -> None:
     assert np.array_equal(gene_of_unit, np.asarray(data["block_gene"])[block_of_unit])
     assert np.array_equal(np.asarray(data["unit_cell_line"]), np.asarray(data["block_cell_line"])[block_of_unit])
     # The unit statistics reproduce the rows: total sum of squares, per block.
-    # Slopes: b_gk = b_0k + sigma_bk z_gk; priors normal(0, slope_sd), half-normal(slope_sd), std normal.
-    slope_sd = float(data["slope_sd"])
-    b_0, sigma_b, b_z = (np.asarray(p[k], dtype=float) for k in ("b_0", "sigma_b", "b_g_z"))
-    lp += stats.norm.logpdf(b_0, 0, slope_sd).sum() + stats.norm.logpdf(sigma_b, 0, slope_sd).sum()
-    lp += stats.norm.logpdf(b_z).sum()
-    b_g = b_0[None, :] + b_z * sigma_b[None, :] if b_z.size else np.zeros((int(data["G"]), 0))
-    # The covariates of each gene x cell line, looked up by its (gene, line) pair.
-    x_of = {(int(g_) - 1, int(c_) - 1): np.asarray(data["x_block"])[i]
-            for i, (g_, c_) in enumerate(zip(data["block_gene"], data["block_cell_line"]))}
     y = np.asarray(data["logfc"])
     unit = np.asarray(data["row_unit"]) - 1
     total = np.bincount(block_of_unit[unit], weights=y**2)

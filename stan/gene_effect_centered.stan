@@ -4,7 +4,8 @@
 
      logfc_n      ~ normal(mu_u[n], sigma_c[c_n])                 rows n of unit u = (s, c)
      mu_u         = beta_c + omega_s + kappa_c * x_u + k_s * q_c * theta_gc,   g = g(s)
-     theta_gc     ~ normal(mu_g, tau_g)                           gene effect in line c
+     theta_gc     ~ normal(mu_g + x_gc' b_g, tau_g)               gene effect in line c
+     b_gk         ~ normal(b_0k, sigma_bk)                        its slope on covariate k
      mu_g         ~ normal(mu_0, sigma_mu)                        the gene's mean effect
      log(tau_g)   ~ normal(mu_log_tau, sigma_log_tau)             how much lines differ
      k_s          ~ normal(1, sigma_k) T[0, 1]                    guide efficacy, sigma_k fixed
@@ -18,6 +19,16 @@
      sigma_q ~ normal(0, 0.5)        sigma_beta ~ normal(0, 0.5)
      sigma_omega ~ normal(0, 0.5)    kappa_0 ~ normal(0, 0.5)
      sigma_kappa ~ normal(0, 0.25)   mu_sigma ~ normal(-1, 1)    tau_sigma ~ exponential(2)
+     b_0k ~ normal(0, slope_sd)      sigma_bk ~ normal(0, slope_sd)            (slope_sd data, 0.5)
+
+   Covariates (optional, K >= 0): x_gc holds K gene x cell-line covariates
+   (expression, mutation, lineage indicators), each centred over its gene's
+   lines and divided by its sd over all cells (pystanmods.models.gene_effect),
+   so mu_g stays the gene's mean effect over its lines and b_gk is the change
+   of theta per sd of covariate k in gene g, pooled across genes. The slopes
+   are non-centered in both programs: a gene's slope is informed by its C
+   thetas, which are themselves uncertain, the data-poor case. Their priors'
+   sd is data (slope_sd), like sigma_k, because K varies between fits.
 
    x_u is the copy-number covariate of the guide's cut sites in the line
    (log2 relative copy number, plus log2 of the number of sites for a guide
@@ -59,15 +70,15 @@
    b = (g, c) with units u (its guides, n_u rows each, mean ybar_u, within-
    unit sum of squares ss_b) is normal with covariance
    sigma_c^2 I + tau_g^2 a a', a_u = k_s q_c on each of the unit's rows: a
-   rank-one update. With r_u = ybar_u - (beta_c + omega_s + kappa_c x_u
-   + a_u mu_g), A = sum n_u a_u^2, R = sum n_u r_u^2, Bs = sum n_u a_u r_u,
+   rank-one update. With m_b = mu_g + x_gc' b_g the block's prior mean of
+   theta and r_u = ybar_u - (beta_c + omega_s + kappa_c x_u + a_u m_b), A = sum n_u a_u^2, R = sum n_u r_u^2, Bs = sum n_u a_u r_u,
    lambda = tau_g^2 / sigma_c^2 and D = 1 + lambda A (Sherman-Morrison and
    the matrix determinant lemma):
      log p(block) = -0.5 [N_b log(2 pi sigma_c^2) + log D
                           + (ss_b + R - lambda Bs^2 / D) / sigma_c^2].
    A gradient costs O(units) and the sampler never sees the G x C thetas.
    Their conditional posterior is exact:
-     theta_gc | rest ~ normal(mu_g + lambda Bs / D, tau_g / sqrt(D)),
+     theta_gc | rest ~ normal(m_b + lambda Bs / D, tau_g / sqrt(D)),
    so their posterior summaries are computed from the other draws
    (pystanmods.models.gene_effect), and theta draws are written only when
    compute_theta = 1. log_lik is per block (leave one gene x cell line out).
@@ -98,20 +109,29 @@ functions {
     return -0.5 * square((y - mu) ./ sigma) - log(sigma) - 0.5 * log(2 * pi());
   }
 
+  /* Each block's prior mean of theta: its gene's mean plus the covariate
+     regression, m_b = mu_g + x_b' b_g (x_block is B x K, K possibly 0). */
+  vector block_mean(vector mu_g, matrix b_g, matrix x_block, array[] int block_gene) {
+    if (cols(x_block) == 0) {
+      return mu_g[block_gene];
+    }
+    return mu_g[block_gene] + rows_dot_product(x_block, b_g[block_gene]);
+  }
+
   /* Per block (gene x cell line) sums over its units, weighted by the
      unit's row count: A = sum n a^2, Bs = sum n a r, R = sum n r^2, where
      a_u = k_s q_c is the unit's loading on theta and r_u the unit mean's
-     residual at theta = mu_g. Units are the columns of a block x unit CSR
+     residual at theta = m_b, the block's prior mean. Units are the columns of a block x unit CSR
      matrix whose values are the row counts. */
   matrix block_statistics(vector unit_logfc, vector unit_x, vector unit_n, array[] int unit_index,
-                          array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_gene,
-                          array[] int block_start, vector mu_g, vector k_s, vector omega_s,
+                          array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_block,
+                          array[] int block_start, vector m_b, vector k_s, vector omega_s,
                           vector log_q_c, vector beta_c, vector kappa_c) {
     int B = size(block_start) - 1;
     int U = rows(unit_logfc);
     vector[U] a = k_s[unit_sgrna] .* exp(log_q_c[unit_cell_line]);
     vector[U] r = unit_logfc - beta_c[unit_cell_line] - omega_s[unit_sgrna]
-                  - kappa_c[unit_cell_line] .* unit_x - a .* mu_g[unit_gene];
+                  - kappa_c[unit_cell_line] .* unit_x - a .* m_b[unit_block];
     return append_col(append_col(csr_matrix_times_vector(B, U, unit_n, unit_index, block_start, square(a)),
                                  csr_matrix_times_vector(B, U, unit_n, unit_index, block_start, a .* r)),
                       csr_matrix_times_vector(B, U, unit_n, unit_index, block_start, square(r)));
@@ -119,12 +139,12 @@ functions {
 
   /* log p(rows of each block | all but theta), theta_gc integrated out. */
   vector block_log_density(vector unit_logfc, vector unit_x, vector unit_n, array[] int unit_index,
-                           array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_gene,
+                           array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_block,
                            array[] int block_start, array[] int block_gene, array[] int block_cell_line,
-                           vector n_block, vector ss_block, vector mu_g, vector log_tau_g, vector k_s,
+                           vector n_block, vector ss_block, vector m_b, vector log_tau_g, vector k_s,
                            vector omega_s, vector log_q_c, vector beta_c, vector kappa_c, vector log_sigma_c) {
     matrix[rows(n_block), 3] s = block_statistics(unit_logfc, unit_x, unit_n, unit_index, unit_sgrna,
-                                                  unit_cell_line, unit_gene, block_start, mu_g, k_s,
+                                                  unit_cell_line, unit_block, block_start, m_b, k_s,
                                                   omega_s, log_q_c, beta_c, kappa_c);
     vector[rows(n_block)] log_s2 = 2 * log_sigma_c[block_cell_line];
     vector[rows(n_block)] lambda = exp(2 * log_tau_g[block_gene] - log_s2);
@@ -135,24 +155,24 @@ functions {
 
   /* Mean and sd of theta_gc given all other parameters, one row per block. */
   matrix theta_conditional(vector unit_logfc, vector unit_x, vector unit_n, array[] int unit_index,
-                           array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_gene,
+                           array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_block,
                            array[] int block_start, array[] int block_gene, array[] int block_cell_line,
-                           vector mu_g, vector log_tau_g, vector k_s, vector omega_s, vector log_q_c,
+                           vector m_b, vector log_tau_g, vector k_s, vector omega_s, vector log_q_c,
                            vector beta_c, vector kappa_c, vector log_sigma_c) {
     int B = size(block_gene);
     matrix[B, 3] s = block_statistics(unit_logfc, unit_x, unit_n, unit_index, unit_sgrna, unit_cell_line,
-                                      unit_gene, block_start, mu_g, k_s, omega_s, log_q_c, beta_c,
+                                      unit_block, block_start, m_b, k_s, omega_s, log_q_c, beta_c,
                                       kappa_c);
     vector[B] lambda = exp(2 * (log_tau_g[block_gene] - log_sigma_c[block_cell_line]));
     vector[B] D = 1 + lambda .* s[:, 1];
-    return append_col(mu_g[block_gene] + lambda .* s[:, 2] ./ D, exp(log_tau_g[block_gene]) ./ sqrt(D));
+    return append_col(m_b + lambda .* s[:, 2] ./ D, exp(log_tau_g[block_gene]) ./ sqrt(D));
   }
 
   /* The log density of all rows with theta integrated out: the sum over
      blocks of block_log_density, written so that no autodiff node is made
      per unit. Expanding the squares, every sum over a block's units is a
      data-weighted CSR matrix (rows: blocks) times a guide vector (k, omega,
-     k^2, k omega), and the terms free of mu_g and of the block's spread sum
+     k^2, k omega), and the terms free of m_b and of the block's spread sum
      over a whole cell line: the line-CSR matrix times omega and omega^2. A
      gradient then costs O(units) in double arithmetic plus O(blocks)
      autodiff nodes. Unit weights are n, n ybar, n x (columns 1-3); line sums
@@ -161,7 +181,7 @@ functions {
   real integrated_log_density(array[] int unit_sgrna, array[] int block_start, array[] int block_gene,
                               array[] int block_cell_line, data matrix unit_weights, array[] int line_sgrna,
                               array[] int line_start, data matrix line_weights, data matrix line_sums,
-                              vector mu_g, vector log_tau_g, vector k_s, vector omega_s, vector log_q_c,
+                              vector m_b, vector log_tau_g, vector k_s, vector omega_s, vector log_q_c,
                               vector beta_c, vector kappa_c, vector log_sigma_c) {
     int B = size(block_gene);
     int S = rows(k_s);
@@ -186,12 +206,12 @@ functions {
                      + square(beta_c) .* line_sums[:, 1]
                      - 2 * (ny_w - kappa_c .* nx_w - beta_c .* n_w) + n_w2;
     real lp = -0.5 * sum(line_sums[:, 1] .* (log(2 * pi()) + 2 * log_sigma_c) + rss0 ./ s2_c);
-    // Per block, a = k q and r = residual at theta = mu_g: A = q^2 n_k2,
+    // Per block, a = k q and r = residual at theta = m_b: A = q^2 n_k2,
     // Bs = q (h - q mu n_k2) with h = sum n k (ybar - kappa x - beta - omega),
     // and R = rss0's block share - 2 q mu h + (q mu)^2 n_k2.
     vector[B] q = exp(log_q_c[block_cell_line]);
     vector[B] kappa = kappa_c[block_cell_line];
-    vector[B] q_mu = q .* mu_g[block_gene];
+    vector[B] q_mu = q .* m_b;
     vector[B] h = ny_k - kappa .* nx_k - beta_c[block_cell_line] .* n_k - n_kw;
     vector[B] s2 = s2_c[block_cell_line];
     vector[B] lambda = exp(2 * log_tau_g[block_gene]) ./ s2;
@@ -225,6 +245,9 @@ data {
   int<lower=0, upper=1> compute_y_rep;    // 1: keep y_rep for predictive checks
   int<lower=0, upper=1> compute_theta;            // 1: write theta draws
   real<lower=0> sigma_k;                          // sd of the efficacies' prior (fixed, see above)
+  int<lower=0> K;                                 // gene x cell-line covariates
+  matrix[B, K] x_block;                           // their values per block, centred within genes
+  real<lower=0> slope_sd;                         // sd of the slopes' hyperpriors
   // Pilot location and sd of each effect (pystanmods.models.gene_effect.pilot),
   // for the centered program's affine scales; the zero-sum effects' are of
   // their C - 1 Helmert coordinates. The non-centered program ignores them.
@@ -246,6 +269,7 @@ data {
 transformed data {
   array[U] int unit_gene = sgrna_gene[unit_sgrna];
   array[U] int unit_index = linspaced_int_array(U, 1, U);
+  array[U] int unit_block;                        // each unit's block
   vector[B] n_block;
   vector[C] n_c = rep_vector(0, C);
   // The likelihood's data weights (integrated_log_density): per unit n, n ybar,
@@ -265,6 +289,7 @@ transformed data {
       reject("block ", b, " has no unit");
     }
     n_block[b] = sum(unit_n[block_start[b]:(block_start[b + 1] - 1)]);
+    unit_block[block_start[b]:(block_start[b + 1] - 1)] = rep_array(b, block_start[b + 1] - block_start[b]);
     n_c[block_cell_line[b]] += n_block[b];
     line_sums[block_cell_line[b], 4] += ss_block[b];
     for (u in block_start[b]:(block_start[b + 1] - 1)) {
@@ -304,6 +329,9 @@ parameters {
   real<multiplier=0.5 * inv_sqrt(C)> mu_sigma;
   real<multiplier=inv_sqrt(2 * C)> log_tau_sigma;
   vector<offset=log_sigma_c_loc, multiplier=log_sigma_c_scale>[C] log_sigma_c;
+  vector[K] b_0;
+  vector<lower=0>[K] sigma_b;
+  matrix[G, K] b_g_z;
 }
 transformed parameters {
   real<lower=0> sigma_mu = exp(log_sigma_mu);
@@ -316,6 +344,8 @@ transformed parameters {
 
   vector[C] log_q_c = sum_to_zero_helmert(log_q_c_raw);
   vector[C] beta_c = sum_to_zero_helmert(beta_c_raw);
+
+  matrix[G, K] b_g = rep_matrix(b_0', G) + diag_post_multiply(b_g_z, sigma_b);
 }
 model {
   mu_0 ~ normal(0, 1);
@@ -341,38 +371,40 @@ model {
   beta_c_raw ~ normal(0, sigma_beta);
   kappa_c ~ normal(kappa_0, sigma_kappa);
   log_sigma_c ~ normal(mu_sigma, tau_sigma);
+  b_0 ~ normal(0, slope_sd);
+  sigma_b ~ normal(0, slope_sd);
+  to_vector(b_g_z) ~ std_normal();
   target += integrated_log_density(unit_sgrna, block_start, block_gene, block_cell_line, unit_weights, line_sgrna,
-                                   line_start, line_weights, line_sums, mu_g, log_tau_g, k_s, omega_s,
-                                   log_q_c, beta_c, kappa_c, log_sigma_c);
+                                   line_start, line_weights, line_sums, block_mean(mu_g, b_g, x_block, block_gene),
+                                   log_tau_g, k_s, omega_s, log_q_c, beta_c, kappa_c, log_sigma_c);
 }
 generated quantities {
   vector[compute_log_lik ? B : 0] log_lik;
   vector[compute_theta ? B : 0] theta;
   vector[compute_y_rep ? N : 0] y_rep;
-  if (compute_log_lik) {
-    log_lik = block_log_density(unit_logfc, unit_x, unit_n, unit_index, unit_sgrna, unit_cell_line, unit_gene,
-                                block_start, block_gene, block_cell_line, n_block, ss_block,
-                                mu_g, log_tau_g, k_s, omega_s, log_q_c, beta_c, kappa_c, log_sigma_c);
-  }
-  if (compute_theta || compute_y_rep) {
-    matrix[B, 2] moments = theta_conditional(unit_logfc, unit_x, unit_n, unit_index, unit_sgrna, unit_cell_line,
-                                             unit_gene, block_start, block_gene, block_cell_line,
-                                             mu_g, log_tau_g, k_s, omega_s, log_q_c, beta_c, kappa_c,
-                                             log_sigma_c);
-    vector[B] theta_draw = to_vector(normal_rng(moments[:, 1], moments[:, 2]));
-    if (compute_theta) {
-      theta = theta_draw;
+  {
+    // A local block: m_b is not written to the output.
+    vector[B] m_b = block_mean(mu_g, b_g, x_block, block_gene);
+    if (compute_log_lik) {
+      log_lik = block_log_density(unit_logfc, unit_x, unit_n, unit_index, unit_sgrna, unit_cell_line, unit_block,
+                                  block_start, block_gene, block_cell_line, n_block, ss_block,
+                                  m_b, log_tau_g, k_s, omega_s, log_q_c, beta_c, kappa_c, log_sigma_c);
     }
-    if (compute_y_rep) {
-      // Each unit lies in one block; its block is found from block_start.
-      array[U] int unit_block;
-      for (b in 1:B) {
-        unit_block[block_start[b]:(block_start[b + 1] - 1)] = rep_array(b, block_start[b + 1] - block_start[b]);
+    if (compute_theta || compute_y_rep) {
+      matrix[B, 2] moments = theta_conditional(unit_logfc, unit_x, unit_n, unit_index, unit_sgrna, unit_cell_line,
+                                               unit_block, block_start, block_gene, block_cell_line,
+                                               m_b, log_tau_g, k_s, omega_s, log_q_c, beta_c, kappa_c,
+                                               log_sigma_c);
+      vector[B] theta_draw = to_vector(normal_rng(moments[:, 1], moments[:, 2]));
+      if (compute_theta) {
+        theta = theta_draw;
       }
-      vector[U] mean_u = beta_c[unit_cell_line] + omega_s[unit_sgrna] + kappa_c[unit_cell_line] .* unit_x
-                         + k_s[unit_sgrna] .* exp(log_q_c[unit_cell_line])
-                           .* theta_draw[unit_block];
-      y_rep = to_vector(normal_rng(mean_u[row_unit], exp(log_sigma_c[unit_cell_line[row_unit]])));
+      if (compute_y_rep) {
+        vector[U] mean_u = beta_c[unit_cell_line] + omega_s[unit_sgrna] + kappa_c[unit_cell_line] .* unit_x
+                           + k_s[unit_sgrna] .* exp(log_q_c[unit_cell_line])
+                             .* theta_draw[unit_block];
+        y_rep = to_vector(normal_rng(mean_u[row_unit], exp(log_sigma_c[unit_cell_line[row_unit]])));
+      }
     }
   }
 }

@@ -72,6 +72,40 @@ def test_depmap_fit_writes_depmaps_layout_and_separates_controls(tmp_path: Path)
     assert np.isfinite(efficacy["offset_mean"]).all()
 
 
+def test_depmap_fit_with_covariates_counts_its_drops_and_writes_slopes(tmp_path: Path) -> None:
+    lines = sorted(pd.read_csv(SAMPLE / "AvanaSequenceMap.csv").query("cell_line_name != 'pDNA'")["cell_line_name"].unique())[:8]
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "pystanmods.cli.main", "depmap", "fit", str(SAMPLE), "--all",
+               "--cell-lines", *lines, "--covariates", "is_mutated", "rna", "--chains", "2", "--iter-warmup", "150",
+               "--iter-sampling", "150", "--seed", "3", "--quiet", "-o", str(out)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=1500)
+    assert run.returncode == 0, run.stderr[-3000:]
+    # The subset's mutation table lacks 3 of these 8 lines and expression covers
+    # 30 of its 65 genes: both drops are counted, none silent.
+    slopes = pd.read_csv(out / "covariate_slopes.csv")
+    assert set(slopes["covariate"]) == {"is_mutated", "rna"}
+    population = slopes[slopes["gene"] == "(all genes)"]
+    assert len(population) == 2
+    genes = pd.read_csv(out / "gene_effect.csv", index_col=0).columns
+    assert set(slopes.loc[slopes["gene"] != "(all genes)", "gene"]) == set(genes)
+    assert len(genes) == 30
+    assert ((slopes["q_low"] <= slopes["mean"]) & (slopes["mean"] <= slopes["q_high"])).all()
+    assert slopes["p_negative"].between(0, 1).all()
+    assert "covariate_slopes.csv" in (out / "README.txt").read_text()
+
+
+def test_depmap_fit_covariates_are_checked(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "pystanmods.cli.main", "depmap", "fit", str(SAMPLE), "--covariates",
+                          "expression", "-o", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and "invalid choice: 'expression'" in run.stderr
+    from pystanmods.depmap.gene_effects import fit_gene_effects
+
+    with pytest.raises(FileNotFoundError, match="lineage needs Model.csv"):
+        fit_gene_effects(SAMPLE, genes=["KRAS"], covariates=["lineage"], verbose=False)
+    with pytest.raises(ValueError, match="distinct names"):
+        fit_gene_effects(SAMPLE, genes=["KRAS"], covariates=["rna", "rna"], verbose=False)
+
+
 def test_depmap_fit_checks_its_output_directory_before_any_work(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from pystanmods.models import PARAMETERIZATIONS, get_model, list_models
-from pystanmods.sbc.designs import FIT_SETTINGS, designs
+from pystanmods.sbc.designs import designs
 from tests.test_templates import block, constant_priors
 
 #: Every model of the catalogue: a new one is checked with no change here.
@@ -90,6 +90,32 @@ def test_prior_simulation_keeps_sum_to_zero_effects_and_truth() -> None:
         assert simulation.generating["from_prior"] is True
     with pytest.raises(ValueError, match="drawn from the prior"):
         get_model("model1").simulate_prior(seed=1, alpha=0.0)
+
+
+def test_gene_effect_sbc_ranks_theta_in_block_order() -> None:
+    """SBC of gene_effect ranks each theta_gc draw against its own truth: the
+    program writes theta per block (gene x cell line, sorted by the labels'
+    codes), the simulator holds a G x C matrix. The truth is matched here
+    through the block labels, a path independent of sbc_inputs' indices,
+    with missing cells so that blocks are not a full grid."""
+    model = get_model("gene_effect")
+    simulation = model.simulate_prior(seed=5, n_genes=7, n_cell_lines=5, missing_fraction=0.3)
+    prepared, truth = model.sbc_inputs(simulation)
+    assert prepared.data["compute_theta"] == 1 and prepared.data["compute_log_lik"] == 0
+    genes = sorted(simulation.data["gene"].unique())
+    cells = sorted(simulation.data["cell_line"].unique())
+    expected = [simulation.truth["theta"][genes.index(g), cells.index(c)]
+                for g, c in (label.split(" | ") for label in prepared.coords["block"])]
+    np.testing.assert_array_equal(truth["theta"], expected)
+    assert len(expected) == prepared.data["B"] and not np.array_equal(expected, np.ravel(simulation.truth["theta"])[:len(expected)])
+    for name in ("mu_g", "k_s", "sigma_mu"):
+        assert truth[name] is simulation.truth[name]
+
+
+def test_designs_carry_each_models_sampler_settings() -> None:
+    by_label = {d.label: d for d in designs()}
+    assert by_label["gene_effect-noncentered"].settings == {"chains": 2, "iter_warmup": 1000, "iter_sampling": 1000}
+    assert by_label["model2-centered"].settings == {"chains": 2, "iter_warmup": 500, "iter_sampling": 500}
 
 
 def test_lineage_prior_draws_are_already_identified() -> None:
@@ -228,7 +254,7 @@ def test_sbc_every_model_slow(client, tmp_path, design) -> None:
     from pystanmods import sbc
 
     result = sbc.run(design.model, 200, design.parameterization, client=client, alpha=0.05, sizes=design.sizes,
-                     out=tmp_path / design.label, progress=False, **FIT_SETTINGS)
+                     out=tmp_path / design.label, progress=False, **design.settings)
     print(result.verdict())
     # A pass includes the 10% convergence rule; on these designs most runs of
     # the last full run were INCONCLUSIVE by it (docs/sbc.md).

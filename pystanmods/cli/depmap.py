@@ -100,6 +100,9 @@ def _add_fit(commands: argparse._SubParsersAction) -> None:
     fit.add_argument("--threshold", type=float, default=-0.5,
                      help="gene_dependency is P(scaled effect < THRESHOLD) (default -0.5)")
     fit.add_argument("--prob", type=float, default=0.9, help="mass of the central interval (default 0.9)")
+    fit.add_argument("--covariates", nargs="+", choices=("rna", "is_mutated", "lineage"), default=[],
+                     metavar="NAME", help="regress each gene's effect on these (rna, is_mutated, lineage); rows "
+                     "without them are dropped and counted; writes covariate_slopes.csv")
     add_sampler_arguments(fit, chains=4, warmup=1000, sampling=1000)
     fit.add_argument("--quiet", action="store_true", help="no progress bar and no prepare report")
     fit.add_argument("-o", "--out", required=True, metavar="DIR", help="directory of the outputs (created)")
@@ -122,6 +125,7 @@ def fit_handler(args: argparse.Namespace) -> int:
         nonessential=nonessential,
         threshold=args.threshold,
         prob=args.prob,
+        covariates=args.covariates,
         verbose=not args.quiet,
         show_progress=not args.quiet,
         **sampler_options(args),

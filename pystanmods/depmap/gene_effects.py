@@ -40,6 +40,9 @@ OUTPUTS = {
     "guide_efficacy.csv": "per guide: posterior mean and sd of its efficacy k (0-1, the share of its gene's "
     "effect it shows) and of its offset (pDNA error)",
     "control_separation.csv": "per cell line: NNMD and AUROC of essential against nonessential controls",
+    "covariate_slopes.csv": "only with covariates: per gene and covariate, the posterior mean, sd, central "
+    "interval and P(slope < 0) of the slope of its effect on the covariate (per sd of the covariate, centred "
+    "within the gene), and the population slope under gene '(all genes)'",
     "fit.nc": "the whole fit (ArviZ InferenceData, netCDF)",
     "qc.png": "control separation per line and guide efficacies, for a look",
 }
@@ -59,6 +62,13 @@ class GeneEffects:
     essential: list[str] = field(default_factory=list)
     nonessential: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: Rows dropped for lacking a requested covariate, per covariate (in order).
+    covariate_drops: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def covariate_slopes(self) -> pd.DataFrame:
+        """Posterior summaries of each gene's covariate slopes (empty without covariates)."""
+        return covariate_slope_table(self.fit, self.gene_labels, float(self.table.attrs.get("prob", 0.9)))
 
     @property
     def gene_effect(self) -> pd.DataFrame:
@@ -88,9 +98,14 @@ class GeneEffects:
         self.guide_efficacy.to_csv(directory / "guide_efficacy.csv", index=False)
         self.control_separation.to_csv(directory / "control_separation.csv")
         written += [directory / n for n in ("gene_effect_long.csv", "guide_efficacy.csv", "control_separation.csv")]
+        slopes = self.covariate_slopes
+        if len(slopes):
+            slopes.to_csv(directory / "covariate_slopes.csv", index=False)
+            written.append(directory / "covariate_slopes.csv")
         plot_qc(self, directory / "qc.png")
         written.append(directory / "qc.png")
-        lines = [f"{name}: {text}." for name, text in OUTPUTS.items()]
+        lines = [f"{name}: {text}." for name, text in OUTPUTS.items()
+                 if name != "covariate_slopes.csv" or len(slopes)]
         lines.append(f"threshold of P(dependency): {self.table.attrs.get('threshold')}; "
                      f"central interval: {self.table.attrs.get('prob')}")
         (directory / "README.txt").write_text("\n".join(lines) + "\n")
@@ -170,6 +185,7 @@ def fit_gene_effects(
     prob: float = 0.9,
     parameterization: str = "centered",
     use_pilot: bool = True,
+    covariates: Sequence[str] = (),
     verbose: bool = True,
     **fit_options: Any,
 ) -> GeneEffects:
@@ -198,6 +214,12 @@ def fit_gene_effects(
         :func:`pystanmods.models.gene_effect.pilot`, from jittered pilot
         inits (unless ``inits`` is given). The posterior is the same; only
         warmup is shorter.
+    covariates : sequence of str
+        Regress each gene's effect on these gene x cell-line covariates of the
+        release: ``rna`` (expression), ``is_mutated``, ``lineage`` (indicators
+        against the most common lineage). Rows lacking one are dropped and
+        counted (``covariate_drops``); expression covers far fewer genes than
+        the screen, so ``rna`` can drop most of them.
     **fit_options
         Passed to :func:`pystanmods.fit` (``chains``, ``iter_warmup``,
         ``iter_sampling``, ``seed``, ``adapt_delta``, ``show_progress``, ...).
@@ -218,11 +240,30 @@ def fit_gene_effects(
     rel = release if isinstance(release, Release) else read_release(release)
     essential_genes = _controls(rel, essential, "essential")
     nonessential_genes = _controls(rel, nonessential, "nonessential")
-    covariates = ["copy_number"] if rel.copy_number is not None else []
-    frame, report = prepare(rel, genes=genes, cell_lines=cell_lines, covariates=covariates,
+    covariates = list(covariates)
+    allowed = ("rna", "is_mutated", "lineage")
+    unknown = [c for c in covariates if c not in allowed]
+    if unknown or len(set(covariates)) != len(covariates):
+        raise ValueError(f"covariates must be distinct names among {list(allowed)}, got {covariates}")
+    joined = (["copy_number"] if rel.copy_number is not None else []) + covariates
+    frame, report = prepare(rel, genes=genes, cell_lines=cell_lines, covariates=joined,
                             multi_aligned="keep", verbose=verbose)
+    # Copy number where unknown enters as 0 (the program's header); a covariate
+    # of the regression cannot be guessed, so its rows go, counted.
+    drops: dict[str, int] = {}
+    for name in covariates:
+        lacking = frame[name].isna()
+        drops[name] = int(lacking.sum())
+        if lacking.any():
+            genes_before = frame["gene"].nunique()
+            frame = frame.loc[~lacking]
+            if verbose:
+                print(f"covariate {name}: dropped {drops[name]} rows without it "
+                      f"({genes_before - frame['gene'].nunique()} of {genes_before} genes lost); {len(frame)} rows left")
+    if len(frame) == 0:
+        raise DataError(f"no rows left after dropping those without covariates {covariates}: {drops}")
     seconds["prepare"] = time.perf_counter() - start
-    model = get_model("gene_effect")
+    model = get_model("gene_effect") if not covariates else type(get_model("gene_effect"))(covariates=covariates)
     stan_data = model.prepare(frame, compute_log_lik=False, compute_y_rep=False)
     if use_pilot and parameterization == "centered":
         scales, inits = pilot(stan_data.data)
@@ -261,7 +302,32 @@ def fit_gene_effects(
     seconds["summaries"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - start
     return GeneEffects(fit, frame, report, table, gene_labels, efficacy, separation,
-                       essential=ess, nonessential=non, seconds=seconds)
+                       essential=ess, nonessential=non, seconds=seconds, covariate_drops=drops)
+
+
+def covariate_slope_table(fit: Any, gene_labels: dict[str, str] | None = None, prob: float = 0.9) -> pd.DataFrame:
+    """Per gene and covariate: posterior mean, sd, central ``prob`` interval and
+    P(slope < 0) of ``b_g``, and the population slope ``b_0`` as gene ``(all genes)``.
+    Empty when the fit has no covariates."""
+    posterior = fit.idata.posterior
+    columns = ["gene", "covariate", "mean", "sd", "q_low", "q_high", "p_negative"]
+    if "b_g" not in posterior:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    lo, hi = (1 - prob) / 2, (1 + prob) / 2
+
+    def summarise(gene: str, covariate: str, draws: np.ndarray) -> dict[str, Any]:
+        return {"gene": gene, "covariate": covariate, "mean": draws.mean(), "sd": draws.std(ddof=1),
+                "q_low": np.quantile(draws, lo), "q_high": np.quantile(draws, hi), "p_negative": (draws < 0).mean()}
+
+    b_0 = posterior["b_0"].stack(sample=("chain", "draw"))
+    b_g = posterior["b_g"].stack(sample=("chain", "draw"))
+    for covariate in posterior["b_g"].coords["covariate"].values:
+        rows.append(summarise("(all genes)", str(covariate), b_0.sel(covariate=covariate).to_numpy()))
+        for gene in posterior["b_g"].coords["gene"].values:
+            label = (gene_labels or {}).get(str(gene), str(gene))
+            rows.append(summarise(label, str(covariate), b_g.sel(gene=gene, covariate=covariate).to_numpy()))
+    return pd.DataFrame(rows, columns=columns)
 
 
 def plot_qc(result: GeneEffects, path: str | Path) -> Path:

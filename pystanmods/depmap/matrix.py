@@ -52,14 +52,18 @@ def _fit_data(fit: Any) -> dict[str, np.ndarray]:
     model = str(idata.posterior.attrs.get("model", ""))
     if model != "gene_effect":
         raise ValueError(f"gene-effect matrices come from a gene_effect fit, not {model or 'this fit'}")
-    return {k: np.asarray(idata.constant_data[k]) for k in DATA_KEYS}
+    data = {k: np.asarray(idata.constant_data[k]) for k in DATA_KEYS}
+    if "x_block" in idata.constant_data and np.asarray(idata.constant_data["x_block"]).size > 0:
+        data["x_block"] = np.asarray(idata.constant_data["x_block"])
+    return data
 
 
 def _draws(fit: Any) -> dict[str, np.ndarray]:
     posterior = fit.idata.posterior
+    # b_g is in the posterior only when the fit has covariates (K > 0).
     return {
         k: posterior[k].stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
-        for k in CONDITIONING
+        for k in (*CONDITIONING, "b_g") if k in posterior
     }
 
 
@@ -85,6 +89,8 @@ def _subset(data: Mapping[str, np.ndarray], b0: int, b1: int) -> dict[str, np.nd
         block_gene=data["block_gene"][b0:b1],
         block_cell_line=data["block_cell_line"][b0:b1],
     )
+    if "x_block" in data:
+        out["x_block"] = data["x_block"][b0:b1]
     return out
 
 

@@ -269,6 +269,15 @@ class Model:
         simulation.generating.update(from_prior=True, prior_scale=float(prior_scale))
         return simulation
 
+    def sbc_inputs(self, simulation: Simulation) -> tuple[pd.DataFrame | StanData, dict[str, Any]]:
+        """The data an SBC fit gets and the truths its draws are ranked against.
+
+        By default the simulated frame and truth as they are; a model whose
+        program writes a variable only on request, or in another layout than
+        the simulator's truth, prepares the data and reshapes the truth here.
+        """
+        return simulation.data, simulation.truth
+
     # -------------------------------------------------------------- misc
     def describe(self) -> str:
         """The model's equations, from the header comment of its Stan program."""

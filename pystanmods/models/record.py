@@ -158,6 +158,9 @@ class ModelRecord:
         Sizes and true values of the default simulation.
     sbc : mapping or None
         Simulator sizes of the model's SBC design (None: no SBC design).
+    sbc_fit : mapping
+        Sampler settings its SBC fits need beyond the catalogue's
+        (:data:`pystanmods.sbc.designs.FIT_SETTINGS`), e.g. longer chains.
     limitations : tuple of str
         What the model cannot do, in plain words.
     """
@@ -184,11 +187,12 @@ class ModelRecord:
     group_parameters: tuple[str, ...] = ()
     hyperparameters: tuple[str, ...] = ()
     sbc: Mapping[str, Any] | None = None
+    sbc_fit: Mapping[str, Any] = field(default_factory=dict)
     limitations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Frozen all the way down: a record's mappings cannot be changed in place either.
-        for name in ("priors", "defaults", "template_vars", "variables", "sbc"):
+        for name in ("priors", "defaults", "template_vars", "variables", "sbc", "sbc_fit"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, MappingProxyType(dict(value)))

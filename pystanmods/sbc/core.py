@@ -230,6 +230,11 @@ def one_simulation(
     except Exception as error:
         record.update(error=f"simulation: {type(error).__name__}: {error}", seconds=time.perf_counter() - start)
         return record
+    try:
+        data, truths = catalogue.sbc_inputs(simulation)
+    except Exception as error:
+        record.update(error=f"preparing data: {type(error).__name__}: {error}", seconds=time.perf_counter() - start)
+        return record
     errors = []
     for attempt in range(max_retries + 1):
         record["attempts"] = attempt + 1
@@ -238,13 +243,13 @@ def one_simulation(
             # PyStan writes "Building: found in cache" to stderr on every fit.
             with contextlib.redirect_stderr(io.StringIO()):
                 fit = fit_model(
-                    catalogue, simulation.data, parameterization, seed=fit_seed,
+                    catalogue, data, parameterization, seed=fit_seed,
                     compute_log_lik=False, compute_y_rep=False, show_progress=False, **fit_kwargs,
                 )
             posterior = fit.idata.posterior
             rng = np.random.default_rng([seed, 1])
             ranks = []
-            for name, truth in simulation.truth.items():
+            for name, truth in truths.items():
                 if name not in posterior:
                     continue
                 values = np.asarray(posterior[name].values, dtype=float)

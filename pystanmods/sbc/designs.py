@@ -21,6 +21,7 @@ class Design:
     model: str
     parameterization: str
     sizes: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=lambda: dict(FIT_SETTINGS))
 
     @property
     def label(self) -> str:
@@ -44,5 +45,6 @@ def designs(models: list[str] | None = None) -> list[Design]:
         if model.record.sbc is None or not model.priors:
             continue
         parameterizations = PARAMETERIZATIONS if model.hierarchical else ("centered",)
-        out.extend(Design(model.name, p, dict(model.record.sbc)) for p in parameterizations)
+        settings = {**FIT_SETTINGS, **model.record.sbc_fit}
+        out.extend(Design(model.name, p, dict(model.record.sbc), dict(settings)) for p in parameterizations)
     return out

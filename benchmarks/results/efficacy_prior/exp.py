@@ -1,8 +1,16 @@
-"""Variant experiments of the centered gene_effect program on a gene subset."""
-import sys, time, re, json, pickle
+"""Variant experiments of the centered gene_effect program on a gene subset.
+
+Run from a checkout of e12c9ba, whose program and Python the variants edit and
+use (see README.md): the program, the release and pystanmods all come from the
+checkout that PYTHONPATH points at. Outputs go to $EFFICACY_PRIOR_OUT
+(default out/efficacy_prior, created).
+"""
+import os, sys, time, re, json, pickle
+from pathlib import Path
 import numpy as np, pandas as pd
 import arviz as az
 import stan
+import pystanmods
 from pystanmods.depmap.release import read_release
 from pystanmods.depmap.prepare import prepare
 from pystanmods.models import get_model
@@ -10,8 +18,15 @@ from pystanmods.models import gene_effect as ge
 
 variant = sys.argv[1]; ngenes = int(sys.argv[2]); warm = int(sys.argv[3]); samp = int(sys.argv[4])
 depth = int(sys.argv[5]) if len(sys.argv) > 5 else 8
-rel = read_release("/work/main/benchmarks/data/depmap-sample")
-cache = f"/tmp/ge2/data_{ngenes}.pkl"
+ROOT = Path(pystanmods.__file__).resolve().parents[1]
+OUT = Path(os.environ.get("EFFICACY_PRIOR_OUT", "out/efficacy_prior"))
+OUT.mkdir(parents=True, exist_ok=True)
+code = (ROOT / "stan" / "gene_effect_centered.stan").read_text()
+if "logit_k_s" not in code:
+    sys.exit(f"{ROOT} is not a checkout of e12c9ba (its gene_effect program has no logit_k_s): "
+             "git worktree add /tmp/pystanmods-e12c9ba e12c9ba, then run with PYTHONPATH=/tmp/pystanmods-e12c9ba")
+rel = read_release(ROOT / "benchmarks" / "data" / "depmap-sample")
+cache = OUT / f"data_{ngenes}.pkl"
 try:
     data, genes = pickle.load(open(cache, "rb"))
 except FileNotFoundError:
@@ -25,7 +40,7 @@ except FileNotFoundError:
     pickle.dump((data, genes), open(cache, "wb"))
 data = dict(data)
 scales, inits = ge.pilot(data)
-code = open("/work/main/stan/gene_effect_centered.stan").read()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 mod = __import__("variants").VARIANTS[variant]
 code, scales, inits = mod(code, data, scales, inits)
 data.update({k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in scales.items()})
@@ -50,4 +65,4 @@ print(json.dumps({"variant": variant, "genes": ngenes, "warm": warm, "samp": sam
       "n_leapfrog_mean": float(ss["n_leapfrog__"].mean()), "div": int(ss["divergent__"].sum()),
       "max_rhat": float(s.r_hat.max()), "min_ess_bulk": float(s.ess_bulk.min()), "median_ess_bulk": float(s.ess_bulk.median())}))
 print(worst)
-idata.to_netcdf(f"/tmp/ge2/{variant}_{ngenes}_{warm}.nc")
+idata.to_netcdf(OUT / f"{variant}_{ngenes}_{warm}.nc")

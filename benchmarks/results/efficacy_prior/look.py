@@ -1,6 +1,8 @@
+"""Genes whose parameters have R-hat > 1.1 in one exp.py fit: look.py FIT.nc (its data_200.pkl beside it)."""
 import arviz as az, numpy as np, pickle, sys
+from pathlib import Path
 idata = az.from_netcdf(sys.argv[1]); p = idata.posterior
-data, genes = pickle.load(open("/tmp/ge2/data_200.pkl","rb")); genes = sorted(genes)
+data, genes = pickle.load(open(Path(sys.argv[1]).parent / "data_200.pkl", "rb")); genes = sorted(genes)
 sg = np.asarray(data["sgrna_gene"]) - 1
 s = az.summary(idata, var_names=["mu_g","k_s" if "k_s" in p else "logit_k_s","omega_s","log_tau_g"], kind="diagnostics")
 bad = s[s.r_hat > 1.1].index

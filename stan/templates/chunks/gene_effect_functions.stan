@@ -1,17 +1,26 @@
+  /* Each block's prior mean of theta: its gene's mean plus the covariate
+     regression, m_b = mu_g + x_b' b_g (x_block is B x K, K possibly 0). */
+  vector block_mean(vector mu_g, matrix b_g, matrix x_block, array[] int block_gene) {
+    if (cols(x_block) == 0) {
+      return mu_g[block_gene];
+    }
+    return mu_g[block_gene] + rows_dot_product(x_block, b_g[block_gene]);
+  }
+
   /* Per block (gene x cell line) sums over its units, weighted by the
      unit's row count: A = sum n a^2, Bs = sum n a r, R = sum n r^2, where
      a_u = k_s q_c is the unit's loading on theta and r_u the unit mean's
-     residual at theta = mu_g. Units are the columns of a block x unit CSR
+     residual at theta = m_b, the block's prior mean. Units are the columns of a block x unit CSR
      matrix whose values are the row counts. */
   matrix block_statistics(vector unit_logfc, vector unit_x, vector unit_n, array[] int unit_index,
-                          array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_gene,
-                          array[] int block_start, vector mu_g, vector k_s, vector omega_s,
+                          array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_block,
+                          array[] int block_start, vector m_b, vector k_s, vector omega_s,
                           vector log_q_c, vector beta_c, vector kappa_c) {
     int B = size(block_start) - 1;
     int U = rows(unit_logfc);
     vector[U] a = k_s[unit_sgrna] .* exp(log_q_c[unit_cell_line]);
     vector[U] r = unit_logfc - beta_c[unit_cell_line] - omega_s[unit_sgrna]
-                  - kappa_c[unit_cell_line] .* unit_x - a .* mu_g[unit_gene];
+                  - kappa_c[unit_cell_line] .* unit_x - a .* m_b[unit_block];
     return append_col(append_col(csr_matrix_times_vector(B, U, unit_n, unit_index, block_start, square(a)),
                                  csr_matrix_times_vector(B, U, unit_n, unit_index, block_start, a .* r)),
                       csr_matrix_times_vector(B, U, unit_n, unit_index, block_start, square(r)));
@@ -19,12 +28,12 @@
 
   /* log p(rows of each block | all but theta), theta_gc integrated out. */
   vector block_log_density(vector unit_logfc, vector unit_x, vector unit_n, array[] int unit_index,
-                           array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_gene,
+                           array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_block,
                            array[] int block_start, array[] int block_gene, array[] int block_cell_line,
-                           vector n_block, vector ss_block, vector mu_g, vector log_tau_g, vector k_s,
+                           vector n_block, vector ss_block, vector m_b, vector log_tau_g, vector k_s,
                            vector omega_s, vector log_q_c, vector beta_c, vector kappa_c, vector log_sigma_c) {
     matrix[rows(n_block), 3] s = block_statistics(unit_logfc, unit_x, unit_n, unit_index, unit_sgrna,
-                                                  unit_cell_line, unit_gene, block_start, mu_g, k_s,
+                                                  unit_cell_line, unit_block, block_start, m_b, k_s,
                                                   omega_s, log_q_c, beta_c, kappa_c);
     vector[rows(n_block)] log_s2 = 2 * log_sigma_c[block_cell_line];
     vector[rows(n_block)] lambda = exp(2 * log_tau_g[block_gene] - log_s2);
@@ -35,24 +44,24 @@
 
   /* Mean and sd of theta_gc given all other parameters, one row per block. */
   matrix theta_conditional(vector unit_logfc, vector unit_x, vector unit_n, array[] int unit_index,
-                           array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_gene,
+                           array[] int unit_sgrna, array[] int unit_cell_line, array[] int unit_block,
                            array[] int block_start, array[] int block_gene, array[] int block_cell_line,
-                           vector mu_g, vector log_tau_g, vector k_s, vector omega_s, vector log_q_c,
+                           vector m_b, vector log_tau_g, vector k_s, vector omega_s, vector log_q_c,
                            vector beta_c, vector kappa_c, vector log_sigma_c) {
     int B = size(block_gene);
     matrix[B, 3] s = block_statistics(unit_logfc, unit_x, unit_n, unit_index, unit_sgrna, unit_cell_line,
-                                      unit_gene, block_start, mu_g, k_s, omega_s, log_q_c, beta_c,
+                                      unit_block, block_start, m_b, k_s, omega_s, log_q_c, beta_c,
                                       kappa_c);
     vector[B] lambda = exp(2 * (log_tau_g[block_gene] - log_sigma_c[block_cell_line]));
     vector[B] D = 1 + lambda .* s[:, 1];
-    return append_col(mu_g[block_gene] + lambda .* s[:, 2] ./ D, exp(log_tau_g[block_gene]) ./ sqrt(D));
+    return append_col(m_b + lambda .* s[:, 2] ./ D, exp(log_tau_g[block_gene]) ./ sqrt(D));
   }
 
   /* The log density of all rows with theta integrated out: the sum over
      blocks of block_log_density, written so that no autodiff node is made
      per unit. Expanding the squares, every sum over a block's units is a
      data-weighted CSR matrix (rows: blocks) times a guide vector (k, omega,
-     k^2, k omega), and the terms free of mu_g and of the block's spread sum
+     k^2, k omega), and the terms free of m_b and of the block's spread sum
      over a whole cell line: the line-CSR matrix times omega and omega^2. A
      gradient then costs O(units) in double arithmetic plus O(blocks)
      autodiff nodes. Unit weights are n, n ybar, n x (columns 1-3); line sums
@@ -61,7 +70,7 @@
   real integrated_log_density(array[] int unit_sgrna, array[] int block_start, array[] int block_gene,
                               array[] int block_cell_line, data matrix unit_weights, array[] int line_sgrna,
                               array[] int line_start, data matrix line_weights, data matrix line_sums,
-                              vector mu_g, vector log_tau_g, vector k_s, vector omega_s, vector log_q_c,
+                              vector m_b, vector log_tau_g, vector k_s, vector omega_s, vector log_q_c,
                               vector beta_c, vector kappa_c, vector log_sigma_c) {
     int B = size(block_gene);
     int S = rows(k_s);
@@ -86,12 +95,12 @@
                      + square(beta_c) .* line_sums[:, 1]
                      - 2 * (ny_w - kappa_c .* nx_w - beta_c .* n_w) + n_w2;
     real lp = -0.5 * sum(line_sums[:, 1] .* (log(2 * pi()) + 2 * log_sigma_c) + rss0 ./ s2_c);
-    // Per block, a = k q and r = residual at theta = mu_g: A = q^2 n_k2,
+    // Per block, a = k q and r = residual at theta = m_b: A = q^2 n_k2,
     // Bs = q (h - q mu n_k2) with h = sum n k (ybar - kappa x - beta - omega),
     // and R = rss0's block share - 2 q mu h + (q mu)^2 n_k2.
     vector[B] q = exp(log_q_c[block_cell_line]);
     vector[B] kappa = kappa_c[block_cell_line];
-    vector[B] q_mu = q .* mu_g[block_gene];
+    vector[B] q_mu = q .* m_b;
     vector[B] h = ny_k - kappa .* nx_k - beta_c[block_cell_line] .* n_k - n_kw;
     vector[B] s2 = s2_c[block_cell_line];
     vector[B] lambda = exp(2 * log_tau_g[block_gene]) ./ s2;

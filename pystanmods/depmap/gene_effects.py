@@ -24,9 +24,12 @@ from pystanmods.depmap.prepare import prepare
 from pystanmods.depmap.qc import CONTROL_FILES, control_separation, read_controls
 from pystanmods.depmap.release import Release, read_release
 from pystanmods.depmap.report import PrepareReport
-from pystanmods.models.gene_effect import jittered_inits, pilot
+from pystanmods.models.gene_effect import GeneEffect, jittered_inits, pilot
 
 #: What each output file holds, in one sentence each (also written to README.txt).
+#: Release covariates a fit can regress the gene effects on (``depmap fit --covariates``).
+COVARIATES = ("rna", "is_mutated", "lineage")
+
 OUTPUTS = {
     "gene_effect.csv": "posterior mean of each gene's effect per cell line, scaled so that the nonessential "
     "controls' median is 0 and the common essentials' is -1 (DepMap's CRISPRGeneEffect layout)",
@@ -241,10 +244,9 @@ def fit_gene_effects(
     essential_genes = _controls(rel, essential, "essential")
     nonessential_genes = _controls(rel, nonessential, "nonessential")
     covariates = list(covariates)
-    allowed = ("rna", "is_mutated", "lineage")
-    unknown = [c for c in covariates if c not in allowed]
+    unknown = [c for c in covariates if c not in COVARIATES]
     if unknown or len(set(covariates)) != len(covariates):
-        raise ValueError(f"covariates must be distinct names among {list(allowed)}, got {covariates}")
+        raise ValueError(f"covariates must be distinct names among {list(COVARIATES)}, got {covariates}")
     joined = (["copy_number"] if rel.copy_number is not None else []) + covariates
     frame, report = prepare(rel, genes=genes, cell_lines=cell_lines, covariates=joined,
                             multi_aligned="keep", verbose=verbose)
@@ -263,7 +265,7 @@ def fit_gene_effects(
     if len(frame) == 0:
         raise DataError(f"no rows left after dropping those without covariates {covariates}: {drops}")
     seconds["prepare"] = time.perf_counter() - start
-    model = get_model("gene_effect") if not covariates else type(get_model("gene_effect"))(covariates=covariates)
+    model = GeneEffect(covariates=covariates)
     stan_data = model.prepare(frame, compute_log_lik=False, compute_y_rep=False)
     if use_pilot and parameterization == "centered":
         scales, inits = pilot(stan_data.data)
@@ -313,21 +315,20 @@ def covariate_slope_table(fit: Any, gene_labels: dict[str, str] | None = None, p
     columns = ["gene", "covariate", "mean", "sd", "q_low", "q_high", "p_negative"]
     if "b_g" not in posterior:
         return pd.DataFrame(columns=columns)
-    rows = []
-    lo, hi = (1 - prob) / 2, (1 + prob) / 2
-
-    def summarise(gene: str, covariate: str, draws: np.ndarray) -> dict[str, Any]:
-        return {"gene": gene, "covariate": covariate, "mean": draws.mean(), "sd": draws.std(ddof=1),
-                "q_low": np.quantile(draws, lo), "q_high": np.quantile(draws, hi), "p_negative": (draws < 0).mean()}
-
-    b_0 = posterior["b_0"].stack(sample=("chain", "draw"))
-    b_g = posterior["b_g"].stack(sample=("chain", "draw"))
-    for covariate in posterior["b_g"].coords["covariate"].values:
-        rows.append(summarise("(all genes)", str(covariate), b_0.sel(covariate=covariate).to_numpy()))
-        for gene in posterior["b_g"].coords["gene"].values:
-            label = (gene_labels or {}).get(str(gene), str(gene))
-            rows.append(summarise(label, str(covariate), b_g.sel(gene=gene, covariate=covariate).to_numpy()))
-    return pd.DataFrame(rows, columns=columns)
+    genes = [(gene_labels or {}).get(str(g), str(g)) for g in posterior["gene"].to_numpy()]
+    # Draws as (sample, population + genes, covariate): row 0 is b_0, then each gene's b_g.
+    b_0 = posterior["b_0"].stack(sample=("chain", "draw")).transpose("sample", "covariate").to_numpy()
+    b_g = posterior["b_g"].stack(sample=("chain", "draw")).transpose("sample", "gene", "covariate").to_numpy()
+    draws = np.concatenate([b_0[:, None, :], b_g], axis=1)
+    q_low, q_high = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+    stats = {"mean": draws.mean(axis=0), "sd": draws.std(axis=0, ddof=1), "q_low": q_low, "q_high": q_high,
+             "p_negative": (draws < 0).mean(axis=0)}
+    tables = [
+        pd.DataFrame({"gene": ["(all genes)", *genes], "covariate": str(covariate),
+                      **{name: values[:, k] for name, values in stats.items()}})
+        for k, covariate in enumerate(posterior["covariate"].to_numpy())
+    ]
+    return pd.concat(tables, ignore_index=True)[columns]
 
 
 def plot_qc(result: GeneEffects, path: str | Path) -> Path:

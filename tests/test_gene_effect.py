@@ -3,6 +3,8 @@ recovery, calibration of P(dependency) and the summaries on DepMap's scale."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ from scipy import stats
 
 import pystanmods as psm
 from pystanmods.data import DataError
+from pystanmods.depmap.fit import check_frame
 from pystanmods.depmap.matrix import _draws, _fit_data, depmap_matrix, gene_effect_summaries
 from pystanmods.engines import get_engine
 from pystanmods.models import PARAMETERIZATIONS
@@ -237,19 +240,39 @@ def test_reference_density_detects_a_wrong_covariate() -> None:
 def test_covariates_are_validated_with_counts() -> None:
     sim, _ = _small(covariates=True)
     model = type(MODEL)(covariates=("rna",))
+    # Read and checked as the package checks every column: the unit rule the
+    # model builds per covariate names the cell, its two values and the rows.
     varying = sim.data.copy()
-    varying.loc[varying.index[0], "rna"] += 1.0
-    with pytest.raises(DataError, match=r"'rna' must be one value per gene x cell line; it takes more than one within 1 of them \(2 of 78 rows\)"):
+    first = varying.index[0]
+    value, gene, line = varying.loc[first, ["rna", "gene", "cell_line"]]
+    varying.loc[first, "rna"] += 1.0
+    cell = rf"gene '{gene}', cell_line '{line}' \({re.escape(f'{value:.4g}')} to {re.escape(f'{value + 1:.4g}')}\)"
+    with pytest.raises(DataError, match=rf"column 'rna' takes more than one value within gene x cell_line in 1 of 23 "
+                                        rf"units \(2 rows\), e.g. {cell}"):
         model.prepare(varying)
+    with pytest.raises(DataError, match=rf"gene_effect: column 'rna' takes more than one value .* e.g. {cell}"):
+        check_frame(varying, model, verbose=False)  # the depmap path applies the instance's rules too
+    # A lineage is compared as text: one row moved to another lineage is refused.
+    lineage = type(MODEL)(covariates=("lineage",))
+    moved = sim.data.copy()
+    moved.loc[first, "lineage"] = "bone"
+    with pytest.raises(DataError, match=r"column 'lineage' takes more than one value within gene x cell_line in 1 of "
+                                        rf"23 units \(2 rows\), e.g. gene '{gene}', cell_line '{line}' \('bone' to "):
+        lineage.prepare(moved)
     gaps = sim.data.copy()
     gaps.loc[gaps.index[:3], "rna"] = np.nan
-    with pytest.raises(DataError, match=rf"'rna' has 3 missing values in {len(gaps)} rows"):
+    with pytest.raises(DataError, match=rf"column 'rna' has missing values \(NaN\) in 3 of {len(gaps)} rows"):
         model.prepare(gaps)
+    gaps.loc[gaps.index[:3], "rna"] = [np.inf, -np.inf, 1.0]
+    with pytest.raises(DataError, match=rf"column 'rna' has infinite values in 2 of {len(gaps)} rows, e.g. inf, -inf"):
+        model.prepare(gaps)
+    with pytest.raises(DataError, match=rf"column 'lineage' has missing labels in 3 of {len(gaps)} rows"):
+        lineage.prepare(sim.data.assign(lineage=sim.data["lineage"].mask(sim.data.index.isin(sim.data.index[:3]))))
     flat = sim.data.assign(rna=sim.data["gene"].map({g: i for i, g in enumerate(sorted(sim.data["gene"].unique()))}))
     with pytest.raises(DataError, match="'rna' does not vary within any gene"):
         model.prepare(flat)  # constant within each gene: centring leaves nothing
     with pytest.raises(DataError, match="'lineage' has one level"):
-        type(MODEL)(covariates=("lineage",)).prepare(sim.data.assign(lineage="skin"))
+        lineage.prepare(sim.data.assign(lineage="skin"))
     with pytest.raises(ValueError, match="rna2"):
         type(MODEL)(covariates=("rna2",)).prepare(sim.data, columns={"rna2": "expression"})
     for bad in ("rna", ("gene",), ("rna", "rna"), (1,)):

@@ -94,6 +94,15 @@ def test_one_per_unit_rule_with_one_tolerance() -> None:
     frame.loc[1, "rna"] = 1.1
     with pytest.raises(DataError, match=r"m: column 'rna' takes more than one value within gene x cell_line in 1 of 2"):
         rule.check(frame, "m")
+    # Labels (a lineage) are compared as text; a missing value is the column
+    # reader's to refuse, not a second value.
+    labels = pd.DataFrame({"gene": ["a", "a", "b", "b"], "cell_line": ["c1"] * 4,
+                           "lineage": ["skin", "skin", "lung", None]})
+    UnitRule("lineage").check(labels, "m")
+    labels.loc[1, "lineage"] = "bone"
+    with pytest.raises(DataError, match=r"column 'lineage' takes more than one value within gene x cell_line in 1 of 2 "
+                                        r"units \(2 rows\), e.g. gene 'a', cell_line 'c1' \('bone' to 'skin'\)"):
+        UnitRule("lineage").check(labels, "m")
     # The same rule, through each model that declares it (the three copies
     # before this had tolerances 0, 1e-12 absolute and 1e-12 relative).
     for name in ("model3", "model4", "model_a"):

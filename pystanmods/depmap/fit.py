@@ -73,7 +73,7 @@ def check_frame(frame: pd.DataFrame, model: str | Model, *, missing: str = "drop
         if verbose:
             print(f"{model.name}: dropped {int(bad.sum())} of {len(frame)} rows with NA ({detail})")
         frame = frame[~bad]
-    model.record.check_units(frame)
+    model.check_units(frame)
     return frame
 
 

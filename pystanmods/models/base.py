@@ -13,7 +13,7 @@ import pandas as pd
 
 from pystanmods.data import DataError, resolve_columns
 from pystanmods.data.validate import require_two_levels
-from pystanmods.models.record import PARAMETERIZATIONS, ModelRecord
+from pystanmods.models.record import PARAMETERIZATIONS, ModelRecord, UnitRule
 
 
 def stan_dir() -> Path:
@@ -94,6 +94,7 @@ class Model:
     hierarchical: ClassVar[bool]
     required: ClassVar[tuple[str, ...]]
     optional: ClassVar[tuple[str, ...]]
+    unit_rules: ClassVar[tuple[UnitRule, ...]]
     recommended: ClassVar[str]
     adapt_delta: ClassVar[float | None]
     within_chain: ClassVar[bool]
@@ -171,7 +172,7 @@ class Model:
         stan_data, coords = self._build(frame)
         # After _build's structural checks (labels, nesting), which name the
         # more basic problem when a row is wrong in both ways.
-        self.record.check_units(frame)
+        self.check_units(frame)
         n = int(stan_data["N"])
         require_two_levels(self.name, self.stan_code("noncentered"), stan_data, n)
         obs = frame.index if frame.index.is_unique else pd.RangeIndex(n)
@@ -188,6 +189,12 @@ class Model:
             observed=np.asarray(stan_data[self.outcome], dtype=float),
             frame=frame,
         )
+
+    def check_units(self, frame: pd.DataFrame) -> None:
+        """Apply every :class:`UnitRule` of this model (``unit_rules``: the record's,
+        or an instance's own) to a frame under canonical column names."""
+        for rule in self.unit_rules:
+            rule.check(frame, self.name)
 
     def standata(self, data: pd.DataFrame, columns: Mapping[str, str] | None = None, **flags: bool) -> dict[str, Any]:
         """The Stan data dict for a tidy frame (see :meth:`prepare`)."""

@@ -178,8 +178,10 @@ class GeneEffect(Model):
         self.slope_sd = float(slope_sd)
         self.covariates = tuple(covariates)
         # Instance-level: the covariate columns are kept by column resolution
-        # (and a columns mapping may rename them) like the record's optional ones.
+        # (and a columns mapping may rename them) like the record's optional
+        # ones, and each is one value per gene x cell line like copy number.
         self.optional = (*self.record.optional, *self.covariates)
+        self.unit_rules = (*self.record.unit_rules, *(UnitRule(c) for c in self.covariates))
 
     def prepare(self, data: pd.DataFrame, columns=None, *, compute_log_lik: bool = True,
                 compute_y_rep: bool = True, compute_theta: bool = False) -> StanData:
@@ -271,30 +273,19 @@ class GeneEffect(Model):
         names: list[str] = []
         for name in self.covariates:
             raw = frame[name]
-            if raw.isna().any():
-                raise DataError(f"covariate column {name!r} has {int(raw.isna().sum())} missing values in "
-                                f"{len(frame)} rows; fill or drop them first")
             if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
-                values = raw.to_numpy(dtype=float)
-                if not np.isfinite(values).all():
-                    raise DataError(f"covariate column {name!r} has {int((~np.isfinite(values)).sum())} "
-                                    f"non-finite values in {len(frame)} rows")
-                parts = [(name, values)]
+                parts = [(name, numeric_column(frame, name))]
             else:
-                levels = raw.astype(str)
+                levels = label_column(frame, name)
                 order = levels.value_counts()
                 parts = [(f"{name}[{level}]", (levels == level).to_numpy(dtype=float)) for level in order.index[1:]]
                 if not parts:
                     raise DataError(f"covariate column {name!r} has one level ({order.index[0]!r}) in "
                                     f"{len(frame)} rows: nothing to compare")
             for label, values in parts:
+                # One value per block: the instance's unit rules (checked by
+                # prepare) refuse a covariate that varies within one.
                 per_block = np.bincount(row_block, weights=values, minlength=n_blocks) / np.bincount(row_block)
-                varies = np.abs(values - per_block[row_block]) > 1e-9 * (1 + np.abs(per_block[row_block]))
-                if varies.any():
-                    bad = np.unique(row_block[varies])
-                    raise DataError(f"covariate column {name!r} must be one value per gene x cell line; it takes "
-                                    f"more than one within {bad.size} of them ({int(np.isin(row_block, bad).sum())} "
-                                    f"of {len(frame)} rows)")
                 gene_mean = (np.bincount(blocks[:, 0] - 1, weights=per_block)
                              / np.bincount(blocks[:, 0] - 1))[blocks[:, 0] - 1]
                 centred = per_block - gene_mean

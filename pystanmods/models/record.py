@@ -75,9 +75,10 @@ class Effect:
 class UnitRule:
     """A column measured once per unit: one value per ``unit`` (e.g. gene x cell line).
 
-    ``RNA is one value per gene x cell line`` is ``UnitRule("rna")``. Values of
-    a unit that differ by more than a relative ``1e-12`` (the round-off of a
-    CSV round trip) are refused by :meth:`check`.
+    ``RNA is one value per gene x cell line`` is ``UnitRule("rna")``. Numeric
+    values of a unit that differ by more than a relative ``1e-12`` (the
+    round-off of a CSV round trip) are refused by :meth:`check`; a column of
+    labels (a lineage) is compared as the text the user wrote.
     """
 
     column: str
@@ -87,12 +88,24 @@ class UnitRule:
     TOLERANCE = 1e-12
 
     def check(self, frame: pd.DataFrame, model: str) -> None:
-        """Raise :class:`DataError` naming the units where ``column`` varies."""
+        """Raise :class:`DataError` naming the units where ``column`` varies.
+
+        Missing values are not this rule's concern (the column's own reader
+        refuses them) and do not count as a second value.
+        """
         if self.column not in frame or any(u not in frame for u in self.unit):
             return
-        values = pd.to_numeric(frame[self.column], errors="coerce")
-        spread = values.groupby([frame[u] for u in self.unit], sort=True).agg(["min", "max", "size"])
-        varying = spread[spread["max"] - spread["min"] > self.TOLERANCE * (1 + spread["max"].abs())]
+        series = frame[self.column]
+        values = pd.to_numeric(series, errors="coerce").astype(float)
+        labels = bool((values.isna() & series.notna()).any())
+        if labels:
+            values = series.astype(str).where(series.notna())
+        spread = values.groupby([frame[u] for u in self.unit], sort=True).agg(["min", "max", "size", "nunique"])
+        if labels:
+            varying, shown = spread[spread["nunique"] > 1], repr
+        else:
+            varying = spread[spread["max"] - spread["min"] > self.TOLERANCE * (1 + spread["max"].abs())]
+            shown = "{:.4g}".format
         if len(varying):
             unit = " x ".join(self.unit)
             first = varying.index[0]
@@ -100,8 +113,7 @@ class UnitRule:
             raise DataError(
                 f"{model}: column '{self.column}' takes more than one value within {unit} "
                 f"in {len(varying)} of {len(spread)} units ({int(varying['size'].sum())} rows), e.g. {where} "
-                f"({varying['min'].iloc[0]:.4g} to {varying['max'].iloc[0]:.4g}); "
-                f"it is measured once per {unit}"
+                f"({shown(varying['min'].iloc[0])} to {shown(varying['max'].iloc[0])}); it is measured once per {unit}"
             )
 
 
@@ -238,11 +250,6 @@ class ModelRecord:
     def sampled(self, parameterization: str) -> dict[str, str]:
         """Each group effect to the name its program samples in ``parameterization``."""
         return {effect.name: effect.sampled(parameterization) for effect in self.effects}
-
-    def check_units(self, frame: pd.DataFrame) -> None:
-        """Apply every :class:`UnitRule` to a frame under canonical column names."""
-        for rule in self.unit_rules:
-            rule.check(frame, self.name)
 
     def describe(self) -> list[str]:
         """The record as lines of text, for ``pystanmods info``."""

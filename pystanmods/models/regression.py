@@ -34,7 +34,11 @@ class Model1(Model):
         hyperparameters=("alpha", "beta", "sigma"),
         priors={"alpha": ("normal", 0.0, 10.0), "beta": ("normal", 0.0, 1.0), "sigma": ("halfnormal", 5.0)},
         defaults={"n_cell_lines": 20, "alpha": 0.5, "beta": -1.0, "sigma": 0.3},
+        # SBC (make sbc; docs/sbc-results/model1-centered): 100 simulations of the default
+        # 20 cell lines at 2 x (1000 + 2000): no fit with R-hat >= 1.01 (at 2 x (500 + 500),
+        # 11 of 200).
         sbc={},
+        sbc_fit={"iter_warmup": 1000, "iter_sampling": 2000},
         limitations=(
             limits.GAUSSIAN_LOGFC,
             "One gene: cell lines are independent draws around alpha + beta * rna; replicates of a cell line "

@@ -105,7 +105,11 @@ class Model2(Model):
             "alpha_g": None,
             "beta_g": None,
         },
+        # SBC (make sbc; docs/sbc-results/model2-noncentered), non-centered, 100 simulations
+        # at 2 x (1000 + 2000), adapt_delta 0.999: 1 of 100 fits unconverged (PASS); at
+        # 2 x (500 + 500), 55% of 200.
         sbc={"n_genes": 3, "n_cell_lines": 10},
+        sbc_fit={"iter_warmup": 1000, "iter_sampling": 2000, "adapt_delta": 0.999},
         limitations=(
             limits.GAUSSIAN_LOGFC,
             "No cell-line intercept and no gene x cell-line term: one row per gene x cell line is assumed; "

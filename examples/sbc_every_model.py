@@ -8,9 +8,12 @@ directory keeps ``ranks.csv`` (the rank of every truth, so that uniformity can
 be re-tested with any other test) beside ``fits.csv`` and ``uniformity.csv``;
 commit all three with the report. A run where more than 10% of the fits had
 divergences or R-hat >= 1.01 is INCONCLUSIVE, not a pass
-(:data:`pystanmods.sbc.core.NONCONVERGED_LIMIT`).
+(:data:`pystanmods.sbc.core.NONCONVERGED_LIMIT`). ``summary.csv`` keeps the
+rows of runs not redone, so ``--only`` updates the committed table row by row.
 
-    python examples/sbc_every_model.py --sims 200 --out docs/sbc-results
+    python examples/sbc_every_model.py --sims 100 --out docs/sbc-results --only model3-noncentered
+
+``make sbc`` reruns every committed run this way (its ``SBC_RUNS``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,27 @@ from pystanmods.sbc.designs import FIT_SETTINGS, designs
 from pystanmods.sbc.report import markdown_table
 
 
+def write_summary(out: Path, rows: list[dict]) -> pd.DataFrame:
+    """Write ``summary.csv`` and ``summary.md`` under ``out``: the rows of this
+    invocation replace those of the same model and program, rows of runs not
+    redone are kept, so that ``--only`` updates one row of the committed table."""
+    new = pd.DataFrame(rows)
+    path = out / "summary.csv"
+    if path.exists():
+        old = pd.read_csv(path)
+        redone = set(zip(new["model"], new["parameterization"]))
+        kept = [(m, p) not in redone for m, p in zip(old["model"], old["parameterization"])]
+        new = pd.concat([old[kept], new], ignore_index=True)
+    new.to_csv(path, index=False)
+    (out / "summary.md").write_text(
+        "SBC runs, one row per model and program (`examples/sbc_every_model.py`): each row's simulations, "
+        "seed, family-wise alpha (Holm) and sampler settings are in the row. A run where more than 10% of the "
+        "fits had divergences or R-hat >= 1.01 is INCONCLUSIVE (`share_not_converged`).\n\n"
+        + markdown_table(new) + "\n"
+    )
+    return new
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=200)
@@ -36,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="*", help="only these models (default: all with priors)")
     parser.add_argument("--parameterization", choices=("both", "centered", "noncentered", "recommended"),
                         default="both", help="which programs of the hierarchical models (default both)")
+    parser.add_argument("--only", nargs="*", metavar="LABEL",
+                        help="only these runs, named MODEL-PARAMETERIZATION as their directories "
+                             "(e.g. model3-noncentered; Model 1's is model1-centered)")
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
@@ -44,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iter-sampling", type=int,
                         help=f"override every design's draws (default: its own, else {FIT_SETTINGS['iter_sampling']})")
     args = parser.parse_args(argv)
+    known = {d.label for d in designs(args.models)}
+    unknown = sorted(set(args.only or ()) - known)
+    if unknown:
+        parser.error(f"--only: no design named {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     overrides = {k: v for k, v in (("iter_warmup", args.iter_warmup), ("iter_sampling", args.iter_sampling))
                  if v is not None}
 
@@ -54,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             model = get_model(design.model)
             wanted = model.recommended if args.parameterization == "recommended" else args.parameterization
             if model.hierarchical and wanted != "both" and design.parameterization != wanted:
+                continue
+            if args.only is not None and design.label not in args.only:
                 continue
             start = time.perf_counter()
             settings = {**design.settings, **overrides}
@@ -67,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                 "parameterization": result.parameterization,
                 "sizes": json.dumps(design.sizes) if design.sizes else "default",
                 "sims": args.sims,
+                "seed": args.seed,
+                "alpha": args.alpha,
                 "failed": d["failed"],
                 "retried": d["retried"],
                 "fits_with_divergences": d["with_divergences"],
@@ -80,12 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 "minutes": round((time.perf_counter() - start) / 60, 1),
             })
             print(result.verdict(), flush=True)
-            summary = pd.DataFrame(rows)
-            summary.to_csv(args.out / "summary.csv", index=False)
-            (args.out / "summary.md").write_text(
-                f"SBC of every model: {args.sims} simulations each, seed {args.seed}, family-wise alpha "
-                f"{args.alpha} (Holm); each run's sampler settings are in its row.\n\n" + markdown_table(summary) + "\n"
-            )
+            write_summary(args.out, rows)
     return 0 if all(row["verdict"] == "PASS" for row in rows) else 1
 
 

@@ -3,8 +3,10 @@ SBC passes for calibrated models and flags a mis-specified simulator."""
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,7 +117,38 @@ def test_gene_effect_sbc_ranks_theta_in_block_order() -> None:
 def test_designs_carry_each_models_sampler_settings() -> None:
     by_label = {d.label: d for d in designs()}
     assert by_label["gene_effect-noncentered"].settings == {"chains": 2, "iter_warmup": 1000, "iter_sampling": 1000}
-    assert by_label["model2-centered"].settings == {"chains": 2, "iter_warmup": 500, "iter_sampling": 500}
+    assert by_label["model_c-centered"].settings == {"chains": 2, "iter_warmup": 500, "iter_sampling": 500}
+    assert by_label["model2-centered"].settings == {"chains": 2, "iter_warmup": 1000, "iter_sampling": 2000,
+                                                    "adapt_delta": 0.999}
+
+
+def test_make_sbc_reruns_the_committed_runs() -> None:
+    """Every run that ``make sbc`` redoes (the Makefile's SBC_RUNS) is committed
+    in docs/sbc-results, with its ranks, under exactly the sizes and sampler
+    settings its record's design gives now: a record changed without a rerun,
+    or a run committed under other settings, fails here."""
+    from pystanmods.sbc.core import FIT_DEFAULTS
+
+    root = Path(__file__).resolve().parents[1]
+    makefile = (root / "Makefile").read_text()
+    labels = re.search(r"^SBC_RUNS \?= (.*)$", makefile, re.M).group(1).split()
+    command = re.search(r"^sbc:.*\n\t(.*)$", makefile, re.M).group(1)
+    assert "--sims 100" in command and "--seed 1" in command and "--only $(SBC_RUNS)" in command
+    by_label = {d.label: d for d in designs()}
+    assert labels and set(labels) <= set(by_label)
+    run_keys = {"n_sims", "seed", "sizes", "prior_scale", "alpha", "max_retries", "engine"}
+    for label in labels:
+        folder = root / "docs" / "sbc-results" / label
+        for name in ("ranks.csv", "fits.csv", "uniformity.csv"):
+            assert (folder / name).is_file(), f"{label}: {name} not committed"
+        report = (folder / "report.md").read_text()
+        settings = json.loads(re.search(r"```\n(\{.*?\})\n```", report, re.S).group(1))
+        design = by_label[label]
+        assert settings["n_sims"] == 100 and settings["seed"] == 1 and settings["alpha"] == 0.05, label
+        assert settings["prior_scale"] == 1.0, label
+        assert settings["sizes"] == json.loads(json.dumps(design.sizes)), label
+        fit = {k: v for k, v in settings.items() if k not in run_keys}
+        assert fit == {**FIT_DEFAULTS, **design.settings}, label
 
 
 def test_lineage_prior_draws_are_already_identified() -> None:
@@ -249,11 +282,12 @@ def test_sbc_cli_bad_input_exits_2(tmp_path, capsys) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("design", designs(), ids=lambda d: d.label)
 def test_sbc_every_model_slow(client, tmp_path, design) -> None:
-    """200 simulations of every model and parameterization, outside CI; the
-    same run as ``make sbc``, whose results are in docs/sbc.md."""
+    """100 simulations of every model and parameterization, outside CI; on
+    the programs of ``make sbc`` (its SBC_RUNS) the same runs, whose results
+    are in docs/sbc.md."""
     from pystanmods import sbc
 
-    result = sbc.run(design.model, 200, design.parameterization, client=client, alpha=0.05, sizes=design.sizes,
+    result = sbc.run(design.model, 100, design.parameterization, client=client, alpha=0.05, sizes=design.sizes,
                      out=tmp_path / design.label, progress=False, **design.settings)
     print(result.verdict())
     # A pass includes the 10% convergence rule; on these designs most runs of

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pystanmods.data import DataError
+from pystanmods.depmap.covariates import COVARIATES as RELEASE_COVARIATES
 from pystanmods.depmap.matrix import depmap_matrix, gene_effect_summaries
 from pystanmods.depmap.prepare import prepare
 from pystanmods.depmap.qc import CONTROL_FILES, control_separation, read_controls
@@ -26,10 +27,11 @@ from pystanmods.depmap.release import Release, read_release
 from pystanmods.depmap.report import PrepareReport
 from pystanmods.models.gene_effect import GeneEffect, jittered_inits, pilot
 
-#: What each output file holds, in one sentence each (also written to README.txt).
-#: Release covariates a fit can regress the gene effects on (``depmap fit --covariates``).
-COVARIATES = ("rna", "is_mutated", "lineage")
+#: Release covariates a fit can regress the gene effects on (``depmap fit --covariates``):
+#: every joinable one but copy number, which the model uses as cutting toxicity instead.
+COVARIATES = tuple(c for c in RELEASE_COVARIATES if c != "copy_number")
 
+#: What each output file holds, in one sentence each (also written to README.txt).
 OUTPUTS = {
     "gene_effect.csv": "posterior mean of each gene's effect per cell line, scaled so that the nonessential "
     "controls' median is 0 and the common essentials' is -1 (DepMap's CRISPRGeneEffect layout)",
@@ -231,7 +233,6 @@ def fit_gene_effects(
     -------
     GeneEffects
     """
-    from pystanmods.models import get_model
     from pystanmods.sampling import fit as run_fit
 
     if not np.isfinite(threshold):

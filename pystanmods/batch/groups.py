@@ -11,7 +11,7 @@ import os
 import re
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -334,10 +334,14 @@ def fit_settings(model: Model, fit_kwargs: Mapping[str, Any]) -> tuple[dict[str,
 
 
 def plan(
-    grouped: Mapping[str, pd.DataFrame], stems: Mapping[str, str], base: Mapping[str, Any], out_dir: Path
+    grouped: Mapping[str, pd.DataFrame], stems: Mapping[str, str], base: Mapping[str, Any], out_dir: Path,
+    finished: Callable[[Path, Mapping[str, Any]], bool] = finished_file_ok,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """The groups an earlier run finished with the same fingerprint (their
-    records, marked skipped) and the fingerprint of each group to fit."""
+    records, marked skipped) and the fingerprint of each group to fit.
+
+    ``finished(path, record)`` says whether the output a record names
+    (``out_dir / record["file"]``) is still the one it describes."""
     rows: dict[str, dict[str, Any]] = {}
     todo: dict[str, str] = {}
     for label, part in grouped.items():
@@ -349,7 +353,7 @@ def plan(
             record
             and record.get("status") == "ok"
             and record.get("fingerprint") == fingerprint
-            and finished_file_ok(out_dir / str(record.get("file")), record)
+            and finished(out_dir / str(record.get("file")), record)
         ):
             rows[label] = {**record, "action": "skipped"}
         else:
@@ -360,7 +364,8 @@ def plan(
 def settle(record: dict[str, Any], fingerprint: str, out_dir: Path, stem: str) -> dict[str, Any]:
     """A finished group's record, checked against the shared output directory and saved."""
     record.update(fingerprint=fingerprint, action="fitted")
-    if record["status"] == "ok" and not (out_dir / record["file"]).is_file():
+    # exists(), not is_file(): a group's output may be a directory of files.
+    if record["status"] == "ok" and not (out_dir / record["file"]).exists():
         record.update(
             status="failed",
             error=f"the worker wrote {record['file']} but it is not in {out_dir} here: "

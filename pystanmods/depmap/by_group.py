@@ -44,7 +44,8 @@ COMBINED = ("gene_effect.csv", "gene_dependency.csv")
 #: Columns of ``lineages.csv``, in order.
 SUMMARY_COLUMNS = (
     "lineage", "status", "action", "reason", "cell_lines", "genes", "seconds", "fit_seconds", "max_rhat",
-    "min_ess_bulk", "divergences", "diagnostics_ok", "worker_peak_rss_mb", "worker", "directory", "models",
+    "min_ess_bulk", "divergences", "diagnostics_ok", "worker_peak_rss_mb", "sampler_peak_rss_mb", "worker",
+    "directory", "models",
 )
 #: The ``lineage`` of the summary row that counts screened lines without one.
 NO_LINEAGE = "(no lineage)"
@@ -180,11 +181,30 @@ def fit_lineage(
                       traceback=traceback.format_exc())
     finally:
         record["seconds"] = time.perf_counter() - start
-        # The worker's own peak (the release, the prepared frame, the summaries);
-        # httpstan's sampler processes are not counted.
+        # Peaks so far of the worker (the release, the frame, the summaries) and
+        # of its sampler processes: both are reused by the worker's later tasks.
         record["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        record["sampler_peak_rss_mb"] = _children_peak_rss_mb()
         marker.unlink(missing_ok=True)
     return record
+
+
+def _children_peak_rss_mb() -> float:
+    """Sum of the peak resident memory (VmHWM) of this process's live children; NaN off Linux."""
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    if not tasks.is_dir():
+        return float("nan")
+    children = set()
+    for thread in tasks.iterdir():  # a child belongs to the thread that started it (a worker's thread)
+        with contextlib.suppress(OSError):
+            children.update((thread / "children").read_text().split())
+    total = 0.0
+    for pid in children:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += float(line.split()[1]) / 1024
+    return total
 
 
 def _release_digest(release: Release, controls: Iterable[Any]) -> dict[str, str]:
@@ -232,21 +252,12 @@ def fit_gene_effects_by(
     by: str = "lineage",
     *,
     out: str | os.PathLike[str],
-    genes: Sequence[str] | None = None,
-    cell_lines: Sequence[str] | None = None,
-    essential: str | Path | Iterable[str] | None = None,
-    nonessential: str | Path | Iterable[str] | None = None,
-    threshold: float = -0.5,
-    prob: float = 0.9,
-    parameterization: str = "centered",
-    use_pilot: bool = True,
-    covariates: Sequence[str] = (),
     seed: int = 1,
     client: Any = None,
     scheduler: str | None = None,
     n_workers: int | None = None,
     progress: bool = True,
-    **fit_options: Any,
+    **options: Any,
 ) -> LineageFits:
     """Fit the gene-effect model to each lineage of a release, on Dask workers.
 
@@ -261,9 +272,6 @@ def fit_gene_effects_by(
         :meth:`pystanmods.depmap.GeneEffects.write`), ``<lineage>.json`` (its
         record), the combined ``gene_effect.csv`` and ``gene_dependency.csv``,
         and ``lineages.csv``. On a remote cluster it must be shared.
-    genes, cell_lines, essential, nonessential, threshold, prob, parameterization, use_pilot, covariates
-        As in :func:`pystanmods.depmap.fit_gene_effects`, for every lineage
-        (``lineage`` is no covariate within one lineage).
     seed : int
         Run seed; each lineage's fit gets :func:`pystanmods.batch.group_seed` of it.
     client, scheduler, n_workers
@@ -271,26 +279,39 @@ def fit_gene_effects_by(
         a client, a scheduler's address, or a local cluster of ``n_workers``.
     progress : bool
         Show a progress bar over lineages.
-    **fit_options
-        Sampler settings passed to every fit (``chains``, ``iter_warmup``, ...).
+    **options
+        :func:`pystanmods.depmap.fit_gene_effects`'s options (``genes``,
+        ``cell_lines``: the lines to split, ``essential``, ``nonessential``,
+        ``threshold``, ``prob``, ``parameterization``, ``use_pilot``,
+        ``covariates``: not ``lineage``, constant within one) and sampler
+        settings (``chains``, ``iter_warmup``, ...), for every lineage.
 
     Returns
     -------
     LineageFits
         Check ``.failed``: a failed lineage is recorded, not raised.
     """
+    import inspect
+
     from pystanmods.batch.cluster import Task, run_tasks
-    from pystanmods.depmap.gene_effects import COVARIATES
+    from pystanmods.depmap.gene_effects import COVARIATES, fit_gene_effects
     from pystanmods.sampling import compile_model
 
     if by not in BY:
         raise ValueError(f"by must be one of {list(BY)}, got {by!r}")
-    covariates = list(covariates)
+    if {"seed", "inits", "verbose"} & set(options):
+        raise TypeError("fit_gene_effects_by takes one run seed (seed=) and gives each lineage its own seed "
+                        "and inits; its workers print nothing")
+    # fit_gene_effects's own options with their defaults, so that the records'
+    # fingerprint holds every setting; the rest are the sampler's.
+    parameters = inspect.signature(fit_gene_effects).parameters
+    options = {**{name: p.default for name, p in parameters.items()
+                  if p.kind is p.KEYWORD_ONLY and name != "verbose"}, **options}
+    cell_lines = options.pop("cell_lines")
+    options["covariates"] = covariates = list(options["covariates"])
     if "lineage" in covariates or any(c not in COVARIATES for c in covariates):
         raise ValueError(f"covariates of a fit by lineage must be among {[c for c in COVARIATES if c != 'lineage']}, "
                          f"got {covariates}")
-    if "seed" in fit_options or "inits" in fit_options:
-        raise TypeError("fit_gene_effects_by takes one run seed (seed=) and gives each lineage its own seed and inits")
     out_dir = check_directory(out, "output directory")
     rel = read_release(release)
     groups, unassigned = lineage_groups(rel, cell_lines)
@@ -298,18 +319,19 @@ def fit_gene_effects_by(
     to_fit = {label: lines for label, lines in groups.items() if len(lines) >= MIN_LINES}
     stems = _stems(list(groups))
     # Compiled once here, before any task: workers find it in the shared cache.
-    program_key = compile_model("gene_effect", parameterization, fit_options.get("engine"), quiet=True).key
-    options = {"genes": list(genes) if genes is not None else None,
-               "essential": os.fspath(Path(essential).resolve()) if isinstance(essential, (str, os.PathLike)) else essential,
-               "nonessential": (os.fspath(Path(nonessential).resolve()) if isinstance(nonessential, (str, os.PathLike))
-                                else nonessential),
-               "threshold": threshold, "prob": prob, "parameterization": parameterization, "use_pilot": use_pilot,
-               "covariates": covariates, **fit_options}
-    for key in ("essential", "nonessential"):
-        if options[key] is not None and not isinstance(options[key], str):
-            options[key] = [str(g) for g in options[key]]
+    program_key = compile_model("gene_effect", options["parameterization"], options.get("engine"), quiet=True).key
+    given = (options["essential"], options["nonessential"])
+
+    def as_given(controls: Any) -> Any:
+        # A file as its absolute path (the workers' working directory differs), a list as strings.
+        if controls is None or isinstance(controls, (str, os.PathLike)):
+            return controls if controls is None else os.fspath(Path(controls).resolve())
+        return [str(g) for g in controls]
+
+    options.update(essential=as_given(given[0]), nonessential=as_given(given[1]),
+                   genes=list(options["genes"]) if options["genes"] is not None else None)
     base = {"by": by, "program_key": program_key, "seed": seed, "options": options,
-            "release": _release_digest(rel, (essential, nonessential))}
+            "release": _release_digest(rel, given)}
     grouped = {label: pd.DataFrame({"cell_line": lines}) for label, lines in to_fit.items()}
     rows, todo = plan(grouped, {label: stems[label] for label in to_fit}, base, out_dir, finished=outputs_ok)
     for label in rows:

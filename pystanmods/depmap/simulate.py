@@ -81,7 +81,8 @@ def simulated_release(
     """
     from pystanmods.models.gene_effect import GeneEffect, efficacy_prior
 
-    sizes = [int(lines_per_lineage)] * n_lineages if np.isscalar(lines_per_lineage) else [int(n) for n in lines_per_lineage]
+    sizes = ([int(lines_per_lineage)] * n_lineages if np.isscalar(lines_per_lineage)
+             else [int(n) for n in lines_per_lineage])
     if len(sizes) != n_lineages or min(sizes, default=0) < 1:
         raise ValueError(f"lines_per_lineage must be one count >= 1 or {n_lineages} of them, got {lines_per_lineage!r}")
     n_selective = n_lineages

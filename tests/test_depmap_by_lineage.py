@@ -67,6 +67,17 @@ def test_release_without_model_csv_is_a_clear_error_naming_the_file(tmp_path: Pa
     assert not (tmp_path / "out").exists()
 
 
+def test_unknown_options_and_cluster_flags_without_by_are_refused_before_any_work(tmp_path: Path) -> None:
+    release = simulated_release(tmp_path / "rel", lines_per_lineage=2, seed=3, **SMALL)
+    with pytest.raises(TypeError, match=r"\['iter_warmpu'\] are not settings"):
+        fit_gene_effects_by(release, out=tmp_path / "out", iter_warmpu=10)
+    with pytest.raises(ValueError, match="covariates of a fit by lineage"):
+        fit_gene_effects_by(release, out=tmp_path / "out", covariates=["lineage"])
+    assert not (tmp_path / "out").exists()
+    run = cli(str(release), "--all", "--workers", "2", "-o", str(tmp_path / "out"))
+    assert run.returncode == 2 and "add --by lineage" in run.stderr, run.stderr[-2000:]
+
+
 def test_combine_stacks_rows_and_leaves_missing_genes_empty(tmp_path: Path) -> None:
     a = pd.DataFrame({"G1 (1)": [-1.0, -0.5], "G2 (2)": [0.1, 0.2]}, index=pd.Index(["ACH-1", "ACH-2"], name="ModelID"))
     b = pd.DataFrame({"G2 (2)": [0.3], "G3 (3)": [-2.0]}, index=pd.Index(["ACH-3"], name="ModelID"))

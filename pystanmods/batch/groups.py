@@ -302,6 +302,20 @@ def split_groups(frame: pd.DataFrame, by: str | Sequence[str]) -> dict[str, pd.D
     }
 
 
+def check_fit_options(options: Mapping[str, Any], caller: str) -> None:
+    """Refuse keyword arguments that are not settings of :func:`pystanmods.fit`,
+    before any task is sent (on a worker each would fail every group)."""
+    import inspect
+
+    from pystanmods.sampling import fit
+
+    parameters = inspect.signature(fit).parameters
+    known = {f.name for f in dataclasses.fields(SamplerOptions)}
+    unknown = sorted(k for k in options if k in ("model", "data") or (k not in parameters and k not in known))
+    if unknown:
+        raise TypeError(f"{caller}: {unknown} are not settings of each group's pystanmods.fit")
+
+
 def fit_settings(model: Model, fit_kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     """Every group's keyword arguments of :func:`pystanmods.fit` (fit()'s own
     defaults, the parameterization and engine resolved), and the key of the
@@ -314,11 +328,8 @@ def fit_settings(model: Model, fit_kwargs: Mapping[str, Any]) -> tuple[dict[str,
 
     if "seed" in fit_kwargs:
         raise TypeError("fit_groups takes one run seed (seed=), and gives each group its own")
+    check_fit_options(fit_kwargs, "fit_groups")
     parameters = inspect.signature(fit).parameters
-    options = {f.name for f in dataclasses.fields(SamplerOptions)}
-    unknown = sorted(k for k in fit_kwargs if k in ("model", "data") or (k not in parameters and k not in options))
-    if unknown:
-        raise TypeError(f"fit_groups: {unknown} are not settings of each group's pystanmods.fit")
     defaults = {
         name: p.default for name, p in parameters.items()
         if p.default is not inspect.Parameter.empty and p.kind is not inspect.Parameter.VAR_KEYWORD and name != "seed"

@@ -30,7 +30,15 @@ from typing import Any
 
 import pandas as pd
 
-from pystanmods.batch.groups import _stems, file_sha256, finished_file_ok, group_seed, plan, settle
+from pystanmods.batch.groups import (
+    _stems,
+    check_fit_options,
+    file_sha256,
+    finished_file_ok,
+    group_seed,
+    plan,
+    settle,
+)
 from pystanmods.data import DataError
 from pystanmods.depmap.logfc import select_sequences
 from pystanmods.depmap.qc import CONTROL_FILES
@@ -299,14 +307,15 @@ def fit_gene_effects_by(
 
     if by not in BY:
         raise ValueError(f"by must be one of {list(BY)}, got {by!r}")
-    if {"seed", "inits", "verbose"} & set(options):
+    if {"seed", "inits", "verbose", "show_progress"} & set(options):
         raise TypeError("fit_gene_effects_by takes one run seed (seed=) and gives each lineage its own seed "
-                        "and inits; its workers print nothing")
+                        "and inits; its workers print nothing (progress= is the bar over lineages)")
     # fit_gene_effects's own options with their defaults, so that the records'
     # fingerprint holds every setting; the rest are the sampler's.
     parameters = inspect.signature(fit_gene_effects).parameters
     options = {**{name: p.default for name, p in parameters.items()
                   if p.kind is p.KEYWORD_ONLY and name != "verbose"}, **options}
+    check_fit_options({k: v for k, v in options.items() if k not in parameters}, "fit_gene_effects_by")
     cell_lines = options.pop("cell_lines")
     options["covariates"] = covariates = list(options["covariates"])
     if "lineage" in covariates or any(c not in COVARIATES for c in covariates):

@@ -42,17 +42,22 @@ def drop_from_models(release: Path, lines: list[str]) -> None:
 
 
 def test_lines_split_by_lineage_and_lines_without_one_are_counted(tmp_path: Path) -> None:
-    release = simulated_release(tmp_path / "rel", n_lineages=3, lines_per_lineage=(3, 1, 2), seed=2, **SMALL)
+    release = simulated_release(tmp_path / "rel", n_lineages=3, lines_per_lineage=(3, 1, 3), seed=2, **SMALL)
     models = pd.read_csv(release / "Model.csv")
     # One line not in Model.csv, one with an empty lineage: neither is put in a lineage.
     models.loc[models["ModelID"] == "ACH-900006", "OncotreeLineage"] = np.nan
     models[models["ModelID"] != "ACH-900001"].to_csv(release / "Model.csv", index=False)
-    groups, unassigned = lineage_groups(read_release(release))
+    # One line whose every replicate fails QC: no fit can use it.
+    sequences = pd.read_csv(release / "AvanaSequenceMap.csv")
+    sequences.loc[sequences["cell_line_name"] == "ACH-900007", "PassesQC"] = False
+    sequences.to_csv(release / "AvanaSequenceMap.csv", index=False)
+    groups, unassigned, unusable = lineage_groups(read_release(release))
     assert groups == {"Lung": ["ACH-900002", "ACH-900003"], "Myeloid": ["ACH-900005"], "Skin": ["ACH-900004"]}
-    assert unassigned == ["ACH-900001", "ACH-900006"]
-    # A requested subset is honoured.
-    groups, unassigned = lineage_groups(read_release(release), ["ACH-900002", "ACH-900005"])
+    assert unassigned == ["ACH-900001", "ACH-900006"] and unusable == ["ACH-900007"]
+    # A requested subset is honoured; a requested line that is not screened is reported.
+    groups, unassigned, unusable = lineage_groups(read_release(release), ["ACH-900002", "ACH-900005", "ACH-999"])
     assert groups == {"Lung": ["ACH-900002"], "Myeloid": ["ACH-900005"]} and unassigned == []
+    assert unusable == ["ACH-999"]
 
 
 def test_release_without_model_csv_is_a_clear_error_naming_the_file(tmp_path: Path) -> None:

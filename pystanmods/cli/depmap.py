@@ -154,7 +154,7 @@ def fit_handler(args: argparse.Namespace) -> int:
 def _fit_by(args: argparse.Namespace, out: Path, genes: list[str] | None, essential: str | None,
             nonessential: str | None) -> int:
     """``depmap fit --by lineage``: one fit per lineage on Dask, a summary line per lineage."""
-    from pystanmods.depmap.by_group import NO_LINEAGE, fit_gene_effects_by
+    from pystanmods.depmap.by_group import NO_LINEAGE, UNUSABLE, fit_gene_effects_by
 
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
@@ -173,10 +173,10 @@ def _fit_by(args: argparse.Namespace, out: Path, genes: list[str] | None, essent
             print(f"{row.lineage}: {row.status}, {row.cell_lines} lines: {row.reason}")
     fitted = summary[(summary["status"] == "ok")]
     reused = int((fitted["action"] == "reused").sum())
-    lineages = summary[summary["lineage"] != NO_LINEAGE]
+    lineages = summary[~summary["lineage"].isin([NO_LINEAGE, UNUSABLE])]
     print(f"{len(fitted)} of {len(lineages)} lineages finished ({reused} from an earlier run), "
           f"{len(result.skipped)} skipped with fewer than 2 lines, {len(result.unassigned)} screened lines without a "
-          f"lineage; summary in {out / 'lineages.csv'}")
+          f"lineage, {len(result.unusable)} unusable; summary in {out / 'lineages.csv'}")
     warned = fitted[fitted["diagnostics_ok"] == False]  # noqa: E712
     if len(warned):
         print(f"diagnostic warnings in {len(warned)} lineage(s): {', '.join(map(str, warned['lineage']))} "

@@ -42,7 +42,7 @@ from pystanmods.batch.groups import (
 from pystanmods.data import DataError
 from pystanmods.depmap.logfc import select_sequences
 from pystanmods.depmap.qc import CONTROL_FILES
-from pystanmods.depmap.release import MODELS, Release, read_release
+from pystanmods.depmap.release import MODELS, PDNA, Release, read_release
 from pystanmods.outputs import check_directory
 
 #: Groupings a release can be fitted by.
@@ -55,8 +55,10 @@ SUMMARY_COLUMNS = (
     "min_ess_bulk", "divergences", "diagnostics_ok", "worker_peak_rss_mb", "sampler_peak_rss_mb", "worker",
     "directory", "models",
 )
-#: The ``lineage`` of the summary row that counts screened lines without one.
+#: The ``lineage`` of the summary row that counts usable lines without one.
 NO_LINEAGE = "(no lineage)"
+#: The ``lineage`` of the summary row that counts lines no fit can use.
+UNUSABLE = "(not usable)"
 #: Fewest cell lines a lineage fit takes: the model's screen quality and
 #: offsets are relative between lines.
 MIN_LINES = 2
@@ -75,15 +77,19 @@ class LineageFits:
         ``fitted`` or ``reused`` (finished by an earlier run).
     out : pathlib.Path
     unassigned : list of str
-        Screened cell lines that ``Model.csv`` gives no lineage.
+        Usable cell lines that ``Model.csv`` gives no lineage.
+    unusable : list of str
+        Screened (or requested) lines without a replicate that passes QC and
+        has a pDNA reference, or requested and not screened.
     """
 
     summary: pd.DataFrame
     out: Path
     unassigned: list[str] = field(default_factory=list)
+    unusable: list[str] = field(default_factory=list)
 
     def _where(self, status: str) -> list[str]:
-        rows = self.summary[(self.summary["status"] == status) & (self.summary["lineage"] != NO_LINEAGE)]
+        rows = self.summary[(self.summary["status"] == status) & ~self.summary["lineage"].isin([NO_LINEAGE, UNUSABLE])]
         return list(rows["lineage"])
 
     @property
@@ -103,13 +109,13 @@ class LineageFits:
 
 def lineage_groups(
     release: Release, cell_lines: Sequence[str] | None = None
-) -> tuple[dict[str, list[str]], list[str]]:
-    """The screened cell lines of each lineage, and the lines without one.
+) -> tuple[dict[str, list[str]], list[str], list[str]]:
+    """The usable cell lines of each lineage, the usable lines without one, and the unusable lines.
 
-    The lines are those with a replicate that passes QC and has a pDNA
-    reference (what :func:`pystanmods.depmap.prepare` can use), optionally
-    restricted to ``cell_lines``; the lineage is ``OncotreeLineage`` of
-    ``Model.csv``.
+    Usable lines have a replicate that passes QC and has a pDNA reference
+    (what :func:`pystanmods.depmap.prepare` can use); the unusable ones are the
+    other screened lines, and requested ``cell_lines`` that are not screened.
+    The lineage is ``OncotreeLineage`` of ``Model.csv``.
 
     Raises
     ------
@@ -121,7 +127,12 @@ def lineage_groups(
             f"{MODELS[0]} not found in release directory {release.directory}: a fit by lineage needs its "
             "ModelID and OncotreeLineage columns"
         )
-    lines = select_sequences(release, cell_lines).replicates["cell_line_name"].astype(str).unique()
+    selection = select_sequences(release, cell_lines)
+    lines = set(selection.replicates["cell_line_name"].astype(str))
+    sequences = release.sequence_map
+    screened = set(sequences.loc[sequences["cell_line_name"] != PDNA, "cell_line_name"].astype(str))
+    wanted = screened if cell_lines is None else screened & {str(c).strip() for c in cell_lines}
+    unusable = sorted(wanted - lines) + list(selection.cell_lines_not_found)
     lineage_of = release.models.set_index("ModelID")["OncotreeLineage"]
     groups: dict[str, list[str]] = {}
     unassigned: list[str] = []
@@ -131,7 +142,7 @@ def lineage_groups(
             unassigned.append(line)
         else:
             groups.setdefault(str(value).strip(), []).append(line)
-    return dict(sorted(groups.items())), unassigned
+    return dict(sorted(groups.items())), unassigned, unusable
 
 
 def outputs_ok(path: Path, record: Mapping[str, Any]) -> bool:
@@ -323,7 +334,7 @@ def fit_gene_effects_by(
                          f"got {covariates}")
     out_dir = check_directory(out, "output directory")
     rel = read_release(release)
-    groups, unassigned = lineage_groups(rel, cell_lines)
+    groups, unassigned, unusable = lineage_groups(rel, cell_lines)
     out_dir.mkdir(parents=True, exist_ok=True)
     to_fit = {label: lines for label, lines in groups.items() if len(lines) >= MIN_LINES}
     stems = _stems(list(groups))
@@ -382,12 +393,16 @@ def fit_gene_effects_by(
         table.append({"lineage": NO_LINEAGE, "status": "skipped", "action": "", "cell_lines": len(unassigned),
                       "models": ";".join(unassigned),
                       "reason": f"no OncotreeLineage for these lines in {MODELS[0]}"})
+    if unusable:
+        table.append({"lineage": UNUSABLE, "status": "skipped", "action": "", "cell_lines": len(unusable),
+                      "models": ";".join(unusable),
+                      "reason": "no replicate passing QC with a pDNA reference, or requested and not screened"})
     summary = pd.DataFrame(table).reindex(columns=list(SUMMARY_COLUMNS))
     tmp = out_dir / f".lineages.csv.tmp-{os.getpid()}"
     summary.to_csv(tmp, index=False)
     os.replace(tmp, out_dir / "lineages.csv")
     combine(out_dir, summary)
-    return LineageFits(summary=summary, out=out_dir, unassigned=unassigned)
+    return LineageFits(summary=summary, out=out_dir, unassigned=unassigned, unusable=unusable)
 
 
 __all__ = ["LineageFits", "fit_gene_effects_by", "lineage_groups"]

@@ -10,10 +10,11 @@ JOBS   ?= 2
 # 100 simulations, each on its model record's `sbc` design and `sbc_fit` settings).
 SBC_RUNS ?= model1-centered model2-noncentered model3-noncentered model4-noncentered model5-noncentered model5_flat-noncentered gene_effect-noncentered
 
-.PHONY: help install models demo test test-slow test-cmdstan bench bench-depmap sbc cmdstan render clean
+.PHONY: help install models demo by-lineage test test-slow test-cmdstan bench bench-depmap sbc cmdstan render clean
 
 help:
 	@echo "make demo       fit the seed's Model 5 on simulated data and show what was recovered"
+	@echo "make by-lineage fit three simulated lineages on a local Dask cluster (examples/depmap_by_lineage.py)"
 	@echo "make test       install, precompile the models and run the test suite"
 	@echo "make test-slow  the longer checks kept out of 'make test'"
 	@echo "make models     precompile every model for the current engine"
@@ -35,6 +36,9 @@ models: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
+
+by-lineage: $(STAMP)
+	$(PY) examples/depmap_by_lineage.py
 
 # Compiling first, two programs at a time, keeps the compile out of the
 # tests' own time and uses both cores.

@@ -11,7 +11,7 @@ import os
 import re
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -302,6 +302,20 @@ def split_groups(frame: pd.DataFrame, by: str | Sequence[str]) -> dict[str, pd.D
     }
 
 
+def check_fit_options(options: Mapping[str, Any], caller: str) -> None:
+    """Refuse keyword arguments that are not settings of :func:`pystanmods.fit`,
+    before any task is sent (on a worker each would fail every group)."""
+    import inspect
+
+    from pystanmods.sampling import fit
+
+    parameters = inspect.signature(fit).parameters
+    known = {f.name for f in dataclasses.fields(SamplerOptions)}
+    unknown = sorted(k for k in options if k in ("model", "data") or (k not in parameters and k not in known))
+    if unknown:
+        raise TypeError(f"{caller}: {unknown} are not settings of each group's pystanmods.fit")
+
+
 def fit_settings(model: Model, fit_kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     """Every group's keyword arguments of :func:`pystanmods.fit` (fit()'s own
     defaults, the parameterization and engine resolved), and the key of the
@@ -314,11 +328,8 @@ def fit_settings(model: Model, fit_kwargs: Mapping[str, Any]) -> tuple[dict[str,
 
     if "seed" in fit_kwargs:
         raise TypeError("fit_groups takes one run seed (seed=), and gives each group its own")
+    check_fit_options(fit_kwargs, "fit_groups")
     parameters = inspect.signature(fit).parameters
-    options = {f.name for f in dataclasses.fields(SamplerOptions)}
-    unknown = sorted(k for k in fit_kwargs if k in ("model", "data") or (k not in parameters and k not in options))
-    if unknown:
-        raise TypeError(f"fit_groups: {unknown} are not settings of each group's pystanmods.fit")
     defaults = {
         name: p.default for name, p in parameters.items()
         if p.default is not inspect.Parameter.empty and p.kind is not inspect.Parameter.VAR_KEYWORD and name != "seed"
@@ -334,10 +345,14 @@ def fit_settings(model: Model, fit_kwargs: Mapping[str, Any]) -> tuple[dict[str,
 
 
 def plan(
-    grouped: Mapping[str, pd.DataFrame], stems: Mapping[str, str], base: Mapping[str, Any], out_dir: Path
+    grouped: Mapping[str, pd.DataFrame], stems: Mapping[str, str], base: Mapping[str, Any], out_dir: Path,
+    finished: Callable[[Path, Mapping[str, Any]], bool] = finished_file_ok,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """The groups an earlier run finished with the same fingerprint (their
-    records, marked skipped) and the fingerprint of each group to fit."""
+    records, marked skipped) and the fingerprint of each group to fit.
+
+    ``finished(path, record)`` says whether the output a record names
+    (``out_dir / record["file"]``) is still the one it describes."""
     rows: dict[str, dict[str, Any]] = {}
     todo: dict[str, str] = {}
     for label, part in grouped.items():
@@ -349,7 +364,7 @@ def plan(
             record
             and record.get("status") == "ok"
             and record.get("fingerprint") == fingerprint
-            and finished_file_ok(out_dir / str(record.get("file")), record)
+            and finished(out_dir / str(record.get("file")), record)
         ):
             rows[label] = {**record, "action": "skipped"}
         else:
@@ -360,7 +375,8 @@ def plan(
 def settle(record: dict[str, Any], fingerprint: str, out_dir: Path, stem: str) -> dict[str, Any]:
     """A finished group's record, checked against the shared output directory and saved."""
     record.update(fingerprint=fingerprint, action="fitted")
-    if record["status"] == "ok" and not (out_dir / record["file"]).is_file():
+    # exists(), not is_file(): a group's output may be a directory of files.
+    if record["status"] == "ok" and not (out_dir / record["file"]).exists():
         record.update(
             status="failed",
             error=f"the worker wrote {record['file']} but it is not in {out_dir} here: "

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pystanmods.cli.arguments import add_sampler_arguments, sampler_options
+from pystanmods.cli.arguments import add_cluster_arguments, add_sampler_arguments, sampler_options
 
 
 _EXAMPLE = "pystanmods depmap prepare RELEASE_DIR --genes KRAS MYB --missing drop -o tidy.csv"
@@ -76,7 +76,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return depmap
 
 
-_FIT_EXAMPLE = "pystanmods depmap fit RELEASE_DIR --all -o out/depmap"
+_FIT_EXAMPLE = ("pystanmods depmap fit RELEASE_DIR --all -o out/depmap; by lineage on a local Dask cluster: "
+                "pystanmods depmap fit RELEASE_DIR --all --by lineage --workers 2 -o out/by-lineage")
 
 
 def _add_fit(commands: argparse._SubParsersAction) -> None:
@@ -104,6 +105,12 @@ def _add_fit(commands: argparse._SubParsersAction) -> None:
                      metavar="NAME", help="regress each gene's effect on these (rna, is_mutated, lineage); rows "
                      "without them are dropped and counted; writes covariate_slopes.csv")
     add_sampler_arguments(fit, chains=4, warmup=1000, sampling=1000)
+    fit.add_argument(
+        "--by", choices=("lineage",),
+        help="one fit per lineage (Model.csv's OncotreeLineage) on a Dask cluster: OUT/<lineage>/ each, the "
+        "combined gene_effect.csv and gene_dependency.csv and lineages.csv; a rerun reuses finished lineages",
+    )
+    add_cluster_arguments(fit)
     fit.add_argument("--quiet", action="store_true", help="no progress bar and no prepare report")
     fit.add_argument("-o", "--out", required=True, metavar="DIR", help="directory of the outputs (created)")
     fit.set_defaults(func=fit_handler)
@@ -117,6 +124,10 @@ def fit_handler(args: argparse.Namespace) -> int:
     out = check_directory(args.out, "output directory")
     genes = _read_genes_file(args.genes_file) if args.genes_file else args.genes
     essential, nonessential = args.controls if args.controls else (None, None)
+    if args.by:
+        return _fit_by(args, out, genes, essential, nonessential)
+    if args.scheduler or args.workers is not None:
+        raise ValueError("--scheduler and --workers run lineage fits on Dask: add --by lineage")
     result = fit_gene_effects(
         args.release_dir,
         genes=genes,
@@ -137,6 +148,42 @@ def fit_handler(args: argparse.Namespace) -> int:
           f"median NNMD {qc['nnmd'].median():.2f}")
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
     print(f"wrote {len(written)} files to {out}")
+    return 0
+
+
+def _fit_by(args: argparse.Namespace, out: Path, genes: list[str] | None, essential: str | None,
+            nonessential: str | None) -> int:
+    """``depmap fit --by lineage``: one fit per lineage on Dask, a summary line per lineage."""
+    from pystanmods.depmap.by_group import NO_LINEAGE, UNUSABLE, fit_gene_effects_by
+
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    options = sampler_options(args)
+    result = fit_gene_effects_by(
+        args.release_dir, args.by, out=out, genes=genes, cell_lines=args.cell_lines, essential=essential,
+        nonessential=nonessential, threshold=args.threshold, prob=args.prob, covariates=args.covariates,
+        scheduler=args.scheduler, n_workers=args.workers, progress=not args.quiet, **options,
+    )
+    summary = result.summary
+    for row in summary.itertuples():
+        if row.status == "ok":
+            print(f"{row.lineage}: ok ({row.action}), {row.cell_lines} lines x {row.genes} genes, {row.seconds:.1f} s, "
+                  f"max R-hat {row.max_rhat:.3f}, min bulk ESS {row.min_ess_bulk:.0f}, {row.divergences:.0f} divergences")
+        else:
+            print(f"{row.lineage}: {row.status}, {row.cell_lines} lines: {row.reason}")
+    fitted = summary[(summary["status"] == "ok")]
+    reused = int((fitted["action"] == "reused").sum())
+    lineages = summary[~summary["lineage"].isin([NO_LINEAGE, UNUSABLE])]
+    print(f"{len(fitted)} of {len(lineages)} lineages finished ({reused} from an earlier run), "
+          f"{len(result.skipped)} skipped with fewer than 2 lines, {len(result.unassigned)} screened lines without a "
+          f"lineage, {len(result.unusable)} unusable; summary in {out / 'lineages.csv'}")
+    warned = fitted[fitted["diagnostics_ok"] == False]  # noqa: E712
+    if len(warned):
+        print(f"diagnostic warnings in {len(warned)} lineage(s): {', '.join(map(str, warned['lineage']))} "
+              "(see their README.txt and the records' problems)")
+    if result.failed:
+        print(f"pystanmods: {len(result.failed)} lineage(s) failed: {', '.join(result.failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

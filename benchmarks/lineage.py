@@ -51,6 +51,10 @@ REPLICATES, MISSING = 2, 0.05
 STEPS_PER_DRAW = {"after 500 warmup (depth 7)": 127.0, "after 300 warmup (depth 6)": 63.0}
 #: The goal of issue 16: 4 chains x (1000 + 1000) on 2 cores.
 GOAL_CHAINS, GOAL_ITERATIONS, CORES = 4, 2000, 2
+#: A full Avana release as lineage fits: about 1,200 cell lines in lineages of about 40.
+RELEASE_LINEAGES = 30
+#: Chronos's time for a full release (3-4 hours on a 52 GB machine): the budget of the cluster plan.
+CHRONOS_RELEASE_HOURS = 3.5
 
 
 def _peak_rss_mib() -> float:
@@ -118,6 +122,19 @@ def project(point: dict[str, Any]) -> dict[str, float]:
     return {label: GOAL_ITERATIONS * steps * spl * GOAL_CHAINS / CORES / 3600 for label, steps in STEPS_PER_DRAW.items()}
 
 
+def workers_needed(hours_per_lineage: float) -> int | None:
+    """Fewest 2-core workers that fit :data:`RELEASE_LINEAGES` lineage fits into Chronos's hours, or None.
+
+    Each worker fits one lineage at a time, so a release takes
+    ceil(lineages / N) lineage times; if one lineage alone takes longer than
+    the budget no N is enough.
+    """
+    if not hours_per_lineage <= CHRONOS_RELEASE_HOURS:
+        return None
+    rounds = int(CHRONOS_RELEASE_HOURS // hours_per_lineage)
+    return -(-RELEASE_LINEAGES // rounds)
+
+
 def markdown(points: list[dict[str, Any]], settings: dict[str, Any]) -> str:
     lines = [
         "# gene_effect at lineage sizes (issue 16, part 1)",
@@ -141,6 +158,16 @@ def markdown(points: list[dict[str, Any]], settings: dict[str, Any]) -> str:
             f"| {p.get('values_per_draw', 0):,} | "
             + (" / ".join(f"{h:.1f}" for h in hours.values()) if hours else p.get("error", "not measured")) + " |"
         )
+    big = max(points, key=lambda p: p["genes"])
+    hours = project(big)
+    if hours:
+        plans = []
+        for label, h in hours.items():
+            n = workers_needed(h)
+            plans.append(f"{label}: {h:.1f} h per lineage, " + (
+                f"{n} workers of 2 cores" if n else f"no number of workers (one lineage alone exceeds {CHRONOS_RELEASE_HOURS} h)"))
+        lines += ["", f"A full release as {RELEASE_LINEAGES} lineage fits of {big['genes']:,} genes x 40 lines, within "
+                  f"Chronos's {CHRONOS_RELEASE_HOURS} h, at the goal's 4 x (1000 + 1000) per lineage: " + "; ".join(plans) + "."]
     lines += [
         "",
         "The projection multiplies the measured seconds per leapfrog step by the steps per draw measured on the "

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
@@ -42,6 +43,8 @@ def test_depmap_fit_writes_depmaps_layout_and_separates_controls(tmp_path: Path)
     for name in ("gene_effect.csv", "gene_dependency.csv", "gene_effect_long.csv", "guide_efficacy.csv",
                  "control_separation.csv", "fit.nc", "qc.png", "README.txt"):
         assert (out / name).is_file(), name
+    # 8 lines are a small design: the default ("recommended") is then the non-centered program.
+    assert az.from_netcdf(out / "fit.nc").posterior.attrs["parameterization"] == "noncentered"
     effect = pd.read_csv(out / "gene_effect.csv", index_col=0)
     dependency = pd.read_csv(out / "gene_dependency.csv", index_col=0)
     assert effect.index.name == "ModelID" and set(effect.index) <= set(lines)
@@ -142,3 +145,26 @@ def test_gene_convergence_points_at_the_gene_whose_chains_disagree() -> None:
     assert out.loc["B", "gene_max_rhat"] > 1.5
     assert out.loc["A", "gene_max_rhat"] < 1.02
     assert out.loc["A", "gene_min_ess_bulk"] > 300 and out.loc["B", "gene_min_ess_bulk"] < 50
+
+
+@pytest.mark.parametrize("n_lines, program", [(19, "noncentered"), (20, "centered")])
+def test_recommended_program_follows_the_number_of_cell_lines(monkeypatch: pytest.MonkeyPatch, n_lines: int,
+                                                               program: str) -> None:
+    """``depmap fit``'s default picks the centered program from CENTERED_FROM_LINES lines up, else non-centered."""
+    import pystanmods.sampling
+    from pystanmods.depmap.gene_effects import CENTERED_FROM_LINES, fit_gene_effects
+
+    class Chosen(Exception):
+        pass
+
+    def fake_fit(model: object, data: object, parameterization: str, **options: object) -> None:
+        raise Chosen(parameterization, "inits" in options and options["inits"] is not None)
+
+    monkeypatch.setattr(pystanmods.sampling, "fit", fake_fit)
+    assert CENTERED_FROM_LINES == 20
+    genes = ["KRAS", "MYC", "RPL3"]
+    usable = sorted(prepare(SAMPLE, genes=genes, verbose=False)[0]["cell_line"].unique())  # lines passing QC
+    with pytest.raises(Chosen) as chosen:
+        fit_gene_effects(SAMPLE, genes=genes, cell_lines=usable[:n_lines], verbose=False)
+    # The centered program is sampled from the pilot's jittered inits; the non-centered from Stan's.
+    assert chosen.value.args == (program, program == "centered")

@@ -338,8 +338,11 @@ def fit_gene_effects_by(
     out_dir.mkdir(parents=True, exist_ok=True)
     to_fit = {label: lines for label, lines in groups.items() if len(lines) >= MIN_LINES}
     stems = _stems(list(groups))
-    # Compiled once here, before any task: workers find it in the shared cache.
-    program_key = compile_model("gene_effect", options["parameterization"], options.get("engine"), quiet=True).key
+    # Compiled once here, before any task: workers find it in the shared cache. "recommended"
+    # picks a lineage's program by its number of lines, so it may need either.
+    programs = (("centered", "noncentered") if options["parameterization"] == "recommended"
+                else (options["parameterization"],))
+    program_key = "+".join(compile_model("gene_effect", p, options.get("engine"), quiet=True).key for p in programs)
     given = (options["essential"], options["nonessential"])
 
     def as_given(controls: Any) -> Any:

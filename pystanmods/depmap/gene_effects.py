@@ -31,6 +31,12 @@ from pystanmods.models.gene_effect import GeneEffect, jittered_inits, pilot
 #: every joinable one but copy number, which the model uses as cutting toxicity instead.
 COVARIATES = tuple(c for c in RELEASE_COVARIATES if c != "copy_number")
 
+#: From this many cell lines ``parameterization="recommended"`` is the centered program on pilot
+#: scales, below it the non-centered one. Measured: the non-centered program mixes far better on
+#: 4 and 10 lines, and stalls in warmup on the 41 lines of the DepMap sample, where the centered
+#: one is used (docs/gene-effects.md, "Parameterizations"); 20 lies between, not measured finer.
+CENTERED_FROM_LINES = 20
+
 #: What each output file holds, in one sentence each (also written to README.txt).
 OUTPUTS = {
     "gene_effect.csv": "posterior mean of each gene's effect per cell line, scaled so that the nonessential "
@@ -188,7 +194,7 @@ def fit_gene_effects(
     nonessential: str | Path | Iterable[str] | None = None,
     threshold: float = -0.5,
     prob: float = 0.9,
-    parameterization: str = "centered",
+    parameterization: str = "recommended",
     use_pilot: bool = True,
     covariates: Sequence[str] = (),
     verbose: bool = True,
@@ -209,11 +215,13 @@ def fit_gene_effects(
     threshold, prob
         P(dependency) is P(scaled effect < threshold); ``prob`` is the mass of
         the central interval.
-    parameterization : str
-        Program of the ``gene_effect`` model. Default ``"centered"``: a DepMap
+    parameterization : {"recommended", "centered", "noncentered"}
+        Program of the ``gene_effect`` model. ``"recommended"`` (default) is
+        the centered one from :data:`CENTERED_FROM_LINES` cell lines up (a
         release has every gene in tens of lines, where the non-centered
-        program (the model's recommendation for small designs) pins each
-        hyperparameter between hundreds of data-fixed effects.
+        program pins each hyperparameter between hundreds of data-fixed
+        effects), and the non-centered one for fewer lines (small designs,
+        where the centered one meets funnels).
     use_pilot : bool
         Sample the centered program on the scales of
         :func:`pystanmods.models.gene_effect.pilot`, from jittered pilot
@@ -266,6 +274,12 @@ def fit_gene_effects(
     if len(frame) == 0:
         raise DataError(f"no rows left after dropping those without covariates {covariates}: {drops}")
     seconds["prepare"] = time.perf_counter() - start
+    if parameterization == "recommended":
+        n_lines = frame["cell_line"].nunique()
+        parameterization = "centered" if n_lines >= CENTERED_FROM_LINES else "noncentered"
+        if verbose:
+            print(f"gene_effect: the {parameterization} program ({n_lines} cell lines; centered from "
+                  f"{CENTERED_FROM_LINES})")
     model = GeneEffect(covariates=covariates)
     stan_data = model.prepare(frame, compute_log_lik=False, compute_y_rep=False)
     if use_pilot and parameterization == "centered":

@@ -18,10 +18,10 @@ import pytest
 
 pytest.importorskip("pymc")
 
-import pystanmods as psm  # noqa: E402
-from benchmarks.peers import gene_effect  # noqa: E402
-from pystanmods.models.base import StanData  # noqa: E402
-from pystanmods.models.gene_effect import GeneEffect  # noqa: E402
+import pystanmods as psm
+from benchmarks.peers import gene_effect
+from pystanmods.models.base import StanData
+from pystanmods.models.gene_effect import GeneEffect
 
 POSITIVE = ("sigma_mu", "sigma_log_tau", "sigma_omega", "sigma_q", "sigma_beta", "sigma_kappa", "tau_sigma")
 

@@ -69,7 +69,7 @@ def main() -> None:
                                   iter_sampling=draws, seed=seed, show_progress=False, verbose=False)
         fit = res.fit
         out.update(program="gene_effect_centered (pilot scales)", sampling_seconds=fit.sampling_seconds,
-                   N=int(len(res.frame)), **summary(fit.idata.posterior, fit.idata.sample_stats))
+                   N=len(res.frame), **summary(fit.idata.posterior, fit.idata.sample_stats))
     elif tool in ("nutpie", "pymc"):
         from benchmarks.peers import gene_effect
         from pystanmods.depmap import prepare

@@ -1,9 +1,11 @@
-"""The runs of runs.jsonl as a markdown table (python table.py > table.md)."""
+"""The runs of runs.jsonl (or the file given) as a markdown table: python table.py [runs.jsonl] > table.md"""
 
 import json
+import sys
 from pathlib import Path
 
-rows = [json.loads(line) for line in (Path(__file__).parent / "runs.jsonl").read_text().splitlines() if line.strip()]
+source = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "runs.jsonl"
+rows = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
 print("| genes | N | tool | program | wall s | warmup + sampling s | min bulk ESS (where) | ESS/s | max R-hat "
       "| divergences | leapfrog / draw | peak RSS MB | load avg (1 min) start / end |")
 print("|" + "---|" * 13)

@@ -117,7 +117,90 @@ def model5(data: dict[str, Any], parameterization: str) -> Any:
     return model
 
 
-BUILDERS: dict[str, Callable[[dict[str, Any], str], Any]] = {"model4": model4, "model5": model5}
+def gene_effect(data: dict[str, Any], parameterization: str = "noncentered") -> Any:
+    """The ``gene_effect`` model in PyMC from its Stan data dict (K = 0 only).
+
+    The posterior of ``stan/gene_effect_noncentered.stan``: the same priors,
+    constraints and parameters (``*_z`` the unit-scale coordinates, the
+    zero-sum ``log_q_c`` and ``beta_c`` through the programs' Helmert basis),
+    and theta integrated out block by block (the program's
+    ``block_log_density``: Sherman-Morrison and the determinant lemma on each
+    gene x cell-line block, from per-unit statistics). ``k_s`` has
+    normal(1, sigma_k) truncated to (0, 1); its truncation mass is constant
+    since sigma_k is data. The centered program samples the same posterior
+    on other coordinates; only the non-centered one is written here.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from pystanmods.models.gene_effect import helmert_matrix
+
+    if parameterization != "noncentered":
+        raise ValueError(f"gene_effect in PyMC is written non-centered only, got {parameterization!r}")
+    if int(data["K"]) != 0:
+        raise ValueError(f"gene_effect in PyMC has no covariate regression: the data has K = {int(data['K'])} "
+                         "covariates; prepare it with GeneEffect() (no covariates)")
+    G, C, S, B = int(data["G"]), int(data["C"]), int(data["S"]), int(data["B"])
+    unit_s, unit_c = _index(data, "unit_sgrna"), _index(data, "unit_cell_line")
+    block_g, block_c = _index(data, "block_gene"), _index(data, "block_cell_line")
+    start = np.asarray(data["block_start"], dtype=np.int64) - 1
+    unit_b = np.repeat(np.arange(B), np.diff(start))  # units are contiguous runs per block
+    n_u = np.asarray(data["unit_n"], float)
+    ybar_u, x_u = np.asarray(data["unit_logfc"], float), np.asarray(data["unit_x"], float)
+    n_b = np.bincount(unit_b, weights=n_u, minlength=B)
+    ss_b = np.asarray(data["ss_block"], float)
+    helmert = helmert_matrix(C - 1)
+
+    def block_sum(values: Any) -> Any:
+        """Sum of per-unit values over each block's units."""
+        return pt.inc_subtensor(pt.zeros(B)[unit_b], values)
+
+    with pm.Model() as model:
+        mu_0 = pm.Normal("mu_0", 0, 1)
+        sigma_mu = pm.HalfNormal("sigma_mu", 1)
+        mu_g_z = pm.Normal("mu_g_z", 0, 1, shape=G)
+        mu_log_tau = pm.Normal("mu_log_tau", -1.5, 1)
+        sigma_log_tau = pm.HalfNormal("sigma_log_tau", 1)
+        log_tau_g_z = pm.Normal("log_tau_g_z", 0, 1, shape=G)
+        k_s = pm.TruncatedNormal("k_s", 1.0, float(data["sigma_k"]), lower=0.0, upper=1.0, shape=S)
+        sigma_omega = pm.HalfNormal("sigma_omega", 0.5)
+        omega_s_z = pm.Normal("omega_s_z", 0, 1, shape=S)
+        sigma_q = pm.HalfNormal("sigma_q", 0.5)
+        log_q_c_z = pm.Normal("log_q_c_z", 0, 1, shape=C - 1)
+        sigma_beta = pm.HalfNormal("sigma_beta", 0.5)
+        beta_c_z = pm.Normal("beta_c_z", 0, 1, shape=C - 1)
+        kappa_0 = pm.Normal("kappa_0", 0, 0.5)
+        sigma_kappa = pm.HalfNormal("sigma_kappa", 0.25)
+        kappa_c_z = pm.Normal("kappa_c_z", 0, 1, shape=C)
+        mu_sigma = pm.Normal("mu_sigma", -1, 1)
+        tau_sigma = pm.Exponential("tau_sigma", 2.0)
+        log_sigma_c_z = pm.Normal("log_sigma_c_z", 0, 1, shape=C)
+
+        mu_g = mu_0 + sigma_mu * mu_g_z
+        log_tau_g = mu_log_tau + sigma_log_tau * log_tau_g_z
+        omega_s = sigma_omega * omega_s_z
+        log_q_c = sigma_q * pt.dot(helmert, log_q_c_z)
+        beta_c = sigma_beta * pt.dot(helmert, beta_c_z)
+        kappa_c = kappa_0 + sigma_kappa * kappa_c_z
+        log_sigma_c = mu_sigma + tau_sigma * log_sigma_c_z
+
+        # Per unit: loading a on theta and residual r at theta = the block's prior mean.
+        a = k_s[unit_s] * pt.exp(log_q_c[unit_c])
+        r = ybar_u - beta_c[unit_c] - omega_s[unit_s] - kappa_c[unit_c] * x_u - a * mu_g[block_g][unit_b]
+        A, Bs, R = block_sum(n_u * a**2), block_sum(n_u * a * r), block_sum(n_u * r**2)
+        log_s2 = 2 * log_sigma_c[block_c]
+        lam = pt.exp(2 * log_tau_g[block_g] - log_s2)
+        D = 1 + lam * A
+        pm.Potential("integrated_log_density", -0.5 * pt.sum(
+            n_b * (np.log(2 * np.pi) + log_s2) + pt.log(D) + (ss_b + R - lam * Bs**2 / D) * pt.exp(-log_s2)))
+        for name, value in (("mu_g", mu_g), ("log_tau_g", log_tau_g), ("omega_s", omega_s), ("log_q_c", log_q_c),
+                            ("beta_c", beta_c), ("kappa_c", kappa_c), ("log_sigma_c", log_sigma_c)):
+            pm.Deterministic(name, value)
+    return model
+
+
+BUILDERS: dict[str, Callable[[dict[str, Any], str], Any]] = {"model4": model4, "model5": model5,
+                                                             "gene_effect": gene_effect}
 
 
 def free_names(model: Any) -> list[str]:

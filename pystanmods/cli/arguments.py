@@ -36,6 +36,13 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument("--workers", type=int, metavar="N", help="worker processes of the local cluster (default: one per core)")
 
 
+def cluster_options(args: argparse.Namespace) -> dict[str, object]:
+    """``scheduler`` and ``n_workers`` from :func:`add_cluster_arguments`'s options, checked before any work."""
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    return {"scheduler": args.scheduler, "n_workers": args.workers}
+
+
 def add_sampler_arguments(
     parser: argparse.ArgumentParser, chains: int, warmup: int, sampling: int, seed: int | None = 1
 ) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pystanmods.cli.arguments import add_cluster_arguments, add_sampler_arguments, parse_pairs, sampler_options
+from pystanmods.cli.arguments import add_cluster_arguments, add_sampler_arguments, cluster_options, parse_pairs, sampler_options
 
 _EXAMPLE = "pystanmods batch model2 tidy.csv --by lineage --out fits/ --workers 2"
 
@@ -48,8 +48,7 @@ def handler(args: argparse.Namespace) -> int:
     from pystanmods.data.tables import read_tidy
     from pystanmods.outputs import check_directory
 
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    cluster = cluster_options(args)
     check_directory(args.out, "--out")
     columns = parse_pairs(args.column, "--column") or None
     frame = read_tidy(args.data, columns, labels=args.by)
@@ -62,8 +61,7 @@ def handler(args: argparse.Namespace) -> int:
         # None: kept unless over fit()'s memory budget, as in pystanmods.fit.
         compute_log_lik=False if args.no_log_lik else None,
         compute_y_rep=False if args.no_y_rep else None,
-        scheduler=args.scheduler,
-        n_workers=args.workers,
+        **cluster,
         progress=not args.quiet,
         **sampler_options(args),
     )

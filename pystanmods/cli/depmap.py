@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pystanmods.cli.arguments import add_cluster_arguments, add_sampler_arguments, sampler_options
+from pystanmods.cli.arguments import add_cluster_arguments, add_sampler_arguments, cluster_options, sampler_options
 
 
 _EXAMPLE = "pystanmods depmap prepare RELEASE_DIR --genes KRAS MYB --missing drop -o tidy.csv"
@@ -156,13 +156,11 @@ def _fit_by(args: argparse.Namespace, out: Path, genes: list[str] | None, essent
     """``depmap fit --by lineage``: one fit per lineage on Dask, a summary line per lineage."""
     from pystanmods.depmap.by_group import NO_LINEAGE, UNUSABLE, fit_gene_effects_by
 
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
     options = sampler_options(args)
     result = fit_gene_effects_by(
         args.release_dir, args.by, out=out, genes=genes, cell_lines=args.cell_lines, essential=essential,
         nonessential=nonessential, threshold=args.threshold, prob=args.prob, covariates=args.covariates,
-        scheduler=args.scheduler, n_workers=args.workers, progress=not args.quiet, **options,
+        progress=not args.quiet, **cluster_options(args), **options,
     )
     summary = result.summary
     for row in summary.itertuples():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pystanmods.cli.arguments import add_cluster_arguments, add_sampler_arguments, parse_settings, sampler_options
+from pystanmods.cli.arguments import add_cluster_arguments, add_sampler_arguments, cluster_options, parse_settings, sampler_options
 
 _EXAMPLE = "pystanmods sbc model2 --sims 200 --out sbc/model2 --set n_genes=3"
 
@@ -49,8 +49,7 @@ def handler(args: argparse.Namespace) -> int:
     """Run SBC and print the verdict; bad input raises ValueError."""
     from pystanmods import sbc
 
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    cluster = cluster_options(args)
     sizes = parse_settings(args.set)
     result = sbc.run(
         args.model,
@@ -61,8 +60,7 @@ def handler(args: argparse.Namespace) -> int:
         max_retries=args.max_retries,
         out=args.out,
         plots=not args.no_plots,
-        scheduler=args.scheduler,
-        n_workers=args.workers,
+        **cluster,
         progress=not args.quiet,
         **sampler_options(args),
     )

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.scale import stan_gradient_seconds
+from benchmarks.scale import peak_rss_mib, stan_gradient_seconds
 
 #: The speclet lineage: genes, and cell lines per lineage.
 SPECLET_GENES, CELL_LINES = 18_119, 40
@@ -57,13 +56,6 @@ RELEASE_LINEAGES = 30
 CHRONOS_RELEASE_HOURS = 3.5
 
 
-def _peak_rss_mib() -> float:
-    # ru_maxrss is in KiB on Linux: the larger of this process and its largest
-    # waited-for child, where the embedded engine runs its chains.
-    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-
-
 def measure(n_genes: int, warmup: int, draws: int, max_treedepth: int, seed: int, path: Path) -> dict[str, Any]:
     """One size, in this process; its figures are written to ``path`` after each step."""
     import pystanmods
@@ -73,7 +65,7 @@ def measure(n_genes: int, warmup: int, draws: int, max_treedepth: int, seed: int
                              "max_treedepth": max_treedepth, "chains": 2, "seconds": {}}
 
     def save() -> None:
-        point["peak_rss_mib"] = _peak_rss_mib()
+        point["peak_rss_mib"] = peak_rss_mib()
         path.write_text(json.dumps(point, indent=2, default=float))
 
     try:

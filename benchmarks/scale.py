@@ -206,11 +206,15 @@ def run_point(tool: str, n_target: int, chains: int, warmup: int, draws: int, se
     return point
 
 
-def _record_memory(point: ScalePoint) -> None:
-    # ru_maxrss is in KiB on Linux: the larger of this process and its largest
-    # (waited-for) child, where the embedded engine runs its chains.
+def peak_rss_mib() -> float:
+    """Peak resident memory so far, MiB: the larger of this process and its largest waited-for child."""
+    # ru_maxrss is in KiB on Linux; the embedded engine runs its chains in children.
     rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    point.peak_rss_mib = rss / 1024
+    return rss / 1024
+
+
+def _record_memory(point: ScalePoint) -> None:
+    point.peak_rss_mib = peak_rss_mib()
 
 
 def point_file(out: Path, tool: str, n_target: int) -> Path:

@@ -168,8 +168,8 @@ def simulated_release(
                   "DropReason": "", "UsedByChronos": True}).to_csv(directory / "AvanaGuideMap.csv", index=False)
     pd.DataFrame(cn_rows).rename_axis("ModelID").to_csv(directory / "OmicsCNGene.csv")
     pd.DataFrame(models).to_csv(directory / "Model.csv", index=False)
-    for role, wanted in (("essential", "essential"), ("nonessential", "nonessential")):
-        pd.DataFrame({"Gene": [lab for lab, kd in zip(labels, kind) if kd == wanted]}).to_csv(
+    for role in ("essential", "nonessential"):
+        pd.DataFrame({"Gene": [lab for lab, kd in zip(labels, kind) if kd == role]}).to_csv(
             directory / CONTROL_FILES[role], index=False)
     pd.DataFrame(truth_rows).rename_axis("ModelID").to_csv(directory / "truth_gene_effect.csv")
     return directory

@@ -143,6 +143,10 @@ class ModelA(Model):
         # 5 of its cell lines changes the simulation's shape and fails its fit.
         # At 0.05 that has probability about 2e-6 per simulation (6e-5 at 0.1).
         sbc={"n_cell_lines": 5, "sgrnas_per_gene": [1, 2, 3], "missing_fraction": 0.05},
+        # make sbc (docs/sbc-results/model_a-noncentered): at 2 x (300 + 300) 198 of 200
+        # fits had R-hat >= 1.01; a pilot of 10 (seed 2) at these settings had 1 of 10
+        # unconverged (one divergence), max R-hat 1.004, 9.5 s per fit.
+        sbc_fit={"iter_warmup": 1000, "iter_sampling": 2000, "adapt_delta": 0.999},
         limitations=(
             limits.GAUSSIAN_LOGFC,
             limits.NO_GENE_BY_CELL_LINE,
@@ -334,6 +338,11 @@ class ModelB(ModelA):
         # 5 cell lines with probability 0.94, so nearly every simulation has
         # zeta_g for 3-4 genes and the mixture's omega and sigma_zeta are tested.
         sbc={"n_cell_lines": 5, "sgrnas_per_gene": [1, 2, 2, 3], "missing_fraction": 0.05, "mutation_frequency": 0.5},
+        # make sbc (docs/sbc-results/model_b-noncentered): at 2 x (300 + 300) all 200 fits
+        # had R-hat >= 1.01. A pilot of 10 (seed 2) at these settings: 6 of 10 with R-hat
+        # >= 1.01 (max 1.06, no divergence), median min bulk ESS 306, 17 s per fit; longer
+        # chains were not tried for lack of time.
+        sbc_fit={"iter_warmup": 1000, "iter_sampling": 2000, "adapt_delta": 0.999},
         limitations=(
             limits.GAUSSIAN_LOGFC,
             limits.NO_GENE_BY_CELL_LINE,

@@ -13,6 +13,7 @@ from pystanmods.engines import SamplerOptions, default_engine_name, get_engine
 from pystanmods.engines.cmdstan import find_cmdstan
 from pystanmods.sampling import compile_model
 from pystanmods.stanfit.parity import draw_differences, mean_differences
+from tests.conftest import engines
 from tests.helpers import random_parameters
 
 SHORT = {"chains": 2, "iter_warmup": 300, "iter_sampling": 300, "show_progress": False}
@@ -278,3 +279,52 @@ def test_streamed_draws_are_pystans_draws() -> None:
         values = np.asarray(theirs[variable]).reshape(*dims, 21, 2)
         np.testing.assert_array_equal(np.moveaxis(values, (-1, -2), (0, 1)), ours.variables[variable], err_msg=variable)
     np.testing.assert_array_equal(np.asarray(theirs["n_leapfrog__"]).reshape(21, 2).T, ours.sample_stats["n_steps"])
+
+
+# stanc's --O1 (struct-of-arrays autodiff vectors) in the builds of both engines.
+SOA_VECTOR = "stan::math::var_value<Eigen::Matrix<double,-1,1>>"
+TINY_PROGRAM = "parameters { vector[3] x; } model { target += -0.5 * dot_self(exp(x) - 1); }"
+
+
+def test_stanc_options_reach_the_embedded_engines_stanc() -> None:
+    """Registered arguments change the C++ (SoA vectors appear); unregistered builds are httpstan's."""
+    from pystanmods.engines import pystan as embedded
+
+    plain, _ = embedded._stanc_with_options(TINY_PROGRAM, "model_tiny")
+    embedded._STANC_ARGS["model_tiny_o1"] = ["--O1"]
+    try:
+        optimised, _ = embedded._stanc_with_options(TINY_PROGRAM, "model_tiny_o1")
+    finally:
+        embedded._STANC_ARGS.pop("model_tiny_o1")
+    assert SOA_VECTOR not in plain and "--warn-pedantic --print-cpp" in plain
+    assert SOA_VECTOR in optimised and "--warn-pedantic --O1 --print-cpp" in optimised
+    with pytest.raises(ValueError, match="Ill-typed|Syntax|Semantic"):
+        embedded._stanc_with_options("parameters { real x } model {}", "model_broken")
+
+
+def test_stanc_options_are_part_of_the_cache_key() -> None:
+    """A build with other stanc options is another model, never the cached one."""
+    from pystanmods.engines.base import Program
+
+    engine = get_engine("pystan")
+    default = engine.default_compile_options()
+    assert default["stanc_options"] == ["--O1"]
+    with_o1 = Program("tiny", TINY_PROGRAM, default)
+    without = Program("tiny", TINY_PROGRAM, {**default, "stanc_options": []})
+    assert engine._model_name(with_o1) != engine._model_name(without)
+
+
+@pytest.mark.parametrize("engine_name", engines())
+def test_shipped_programs_are_built_with_stanc_O1(engine_name: str) -> None:
+    """The cached build of a model records the stanc flags it was made with."""
+    compiled = compile_model("model2", "centered", engine_name, quiet=True)
+    if engine_name == "pystan":
+        (cpp,) = (compiled.directory / "httpstan").glob("*.cpp")
+        flags = [line for line in cpp.read_text().splitlines() if '"stancflags = ' in line]
+    else:
+        import subprocess
+
+        (exe,) = compiled.engine.binaries(compiled.program, compiled.directory)
+        info = subprocess.run([str(exe), "info"], capture_output=True, text=True, check=True).stdout
+        flags = [line for line in info.splitlines() if line.strip().startswith("stancflags")]
+    assert len(flags) == 1 and "--O1" in flags[0], flags

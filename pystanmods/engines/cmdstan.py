@@ -90,8 +90,10 @@ class CmdStanEngine(Engine):
 
     def default_compile_options(self) -> dict[str, Any]:
         # Built with threads, as httpstan builds its models, so that
-        # threads_per_chain works on every program without a rebuild.
-        return {"cpp_options": {"STAN_THREADS": True}, "stanc_options": {}}
+        # threads_per_chain works on every program without a rebuild; stanc
+        # at --O1, as the embedded engine (pystan.STANC_OPTIONS), so that both
+        # run the same C++ of each program.
+        return {"cpp_options": {"STAN_THREADS": True}, "stanc_options": {"O1": True}}
 
     def _options(self, program: Program) -> dict[str, Any]:
         return {**self.default_compile_options(), **program.options}

@@ -76,7 +76,6 @@ class Variant:
     name: str
     code: str
     stanc_options: list[str] = field(default_factory=list)
-    extra_compile_args: list[str] = field(default_factory=list)
 
 
 def _with_copy(code: str, copy: str) -> str:
@@ -147,7 +146,6 @@ def _program(variant: Variant, engine: Any) -> Any:
     from pystanmods.engines.base import Program
 
     options = engine.default_compile_options()
-    options["extra_compile_args"] = [*options["extra_compile_args"], *variant.extra_compile_args]
     options["stanc_options"] = list(variant.stanc_options)
     slug = re.sub(r"[^a-z0-9]+", "_", variant.name.lower()).strip("_")
     return Program(f"gene_effect_centered_cost_{slug}", variant.code, options)
@@ -200,7 +198,7 @@ def measure(n_genes: int, warmup: int, draws: int, rounds: int, seed: int) -> di
         runs = per_round[variant.name]
         rows.append({
             "variant": variant.name, "stanc_options": variant.stanc_options,
-            "extra_compile_args": variant.extra_compile_args, "compile_seconds": compiled.compile_seconds,
+            "compile_seconds": compiled.compile_seconds,
             "ms_per_leapfrog": float(np.median([x["ms_per_leapfrog"] for x in runs])),
             "first_lp": runs[0]["first_lp"], "runs": runs,
         })

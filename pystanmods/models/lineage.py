@@ -162,6 +162,7 @@ class ModelLineage(Model):
         # Two lineages of two cell lines: delta_c within a lineage and lambda_l
         # both exist, and theta_gl has (3 - 1) x (2 - 1) free coordinates.
         sbc={"sgrnas_per_gene": [1, 2, 3], "cell_lines_per_lineage": [2, 2], "missing_fraction": 0.0},
+        sbc_fit={"iter_warmup": 1000, "iter_sampling": 2000, "adapt_delta": 0.999},
         limitations=(
             limits.GAUSSIAN_LOGFC,
             "Gene x lineage effects theta_gl, but no gene x cell-line term within a lineage: a gene's guides "

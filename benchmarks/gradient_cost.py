@@ -1,6 +1,6 @@
 """What one gradient of the gene_effect program costs, part by part, and what stanc's --O1 buys.
 
-``python -m benchmarks.gradient_cost --out DIR [--genes 2000] [--draws 3] [--rounds 2]``
+``python -m benchmarks.gradient_cost --out DIR [--genes 2000] [--draws 3] [--rounds 2] [--before REV [--parts]]``
 
 Issue 16 asks, where the lineage goal is missed, which step costs what. A
 leapfrog step is one gradient of the log density. Each variant here is the
@@ -34,6 +34,12 @@ shipped program built two other ways, same density:
 prebuilt ``stan_services.o``, compiled for the generic instruction set, and
 Eigen's alignment then differs between the two halves. So the C++ flags of
 the embedded engine stay httpstan's.)
+
+With ``--before REV`` the runs compare instead the centered program of git
+revision ``REV`` (``git show REV:stan/gene_effect_centered.stan``) with the
+current one, both built with ``--O1``: a change to the likelihood, before and
+after in one run. ``--parts`` adds the zero-weighted copies, built with
+``--O1`` too, to split the current program's step.
 
 Time per step is measured inside runs of each variant, without the chain's
 start and warmup: two runs from the same seed, with the same short warmup
@@ -118,8 +124,18 @@ BLOCK_PRODUCTS = """  {
 """
 
 
-def variants(code: str) -> list[Variant]:
-    """The shipped program, its zero-weighted copies and its other builds."""
+def variants(code: str, before: tuple[str, str] | None = None, parts: bool = False) -> list[Variant]:
+    """The shipped program, its zero-weighted copies and its other builds.
+
+    With ``before`` (a revision and its program), that program and the shipped
+    one, both at ``--O1``, and with ``parts`` the copies at ``--O1`` as well.
+    """
+    if before is not None:
+        rev, before_code = before
+        out = [Variant(f"before ({rev})", before_code, ["--O1"]), Variant("shipped", code, ["--O1"])]
+        if parts:
+            out += [Variant(v.name, v.code, ["--O1"]) for v in variants(code)[1:4]]
+        return out
     return [
         Variant("shipped", code),
         Variant("+ likelihood again", _with_copy(code, _likelihood_again(code))),
@@ -164,7 +180,20 @@ def _run(compiled: Any, engine: Any, data: dict[str, Any], inits: dict[str, Any]
     return out.sampling_seconds, steps, lp
 
 
-def measure(n_genes: int, warmup: int, draws: int, rounds: int, seed: int) -> dict[str, Any]:
+def program_at(rev: str) -> str:
+    """The centered gene_effect program as committed at git revision ``rev``."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["git", "show", f"{rev}:stan/gene_effect_centered.stan"], cwd=root,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"--before {rev}: git show failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def measure(n_genes: int, warmup: int, draws: int, rounds: int, seed: int, before: str | None = None,
+            with_parts: bool = False) -> dict[str, Any]:
     """Every variant's milliseconds per leapfrog step, medians over interleaved rounds."""
     from pystanmods.compile.cache import compile_program
     from pystanmods.engines import get_engine
@@ -173,7 +202,8 @@ def measure(n_genes: int, warmup: int, draws: int, rounds: int, seed: int) -> di
     engine = get_engine("pystan")
     data, inits = lineage_data(n_genes, seed)
     builds = []
-    for variant in variants(GeneEffect().stan_code("centered")):
+    previous = (before, program_at(before)) if before else None
+    for variant in variants(GeneEffect().stan_code("centered"), previous, with_parts):
         compiled = compile_program(_program(variant, engine), engine, quiet=True)
         builds.append((variant, compiled))
     with open("/proc/loadavg") as f:
@@ -205,7 +235,7 @@ def measure(n_genes: int, warmup: int, draws: int, rounds: int, seed: int) -> di
     return {
         "genes": n_genes, "cell_lines": CELL_LINES, "rows": int(data["N"]), "guides": int(data["S"]),
         "units": int(data["U"]), "blocks": int(data["B"]), "warmup": warmup, "draws": [draws, 3 * draws], "rounds": rounds,
-        "seed": seed, "max_treedepth": DEPTH, "load_at_start": load, "started": started, "variants": rows,
+        "seed": seed, "max_treedepth": DEPTH, "before": before, "load_at_start": load, "started": started, "variants": rows,
     }
 
 
@@ -226,7 +256,9 @@ def parts(result: dict[str, Any]) -> dict[str, float]:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    shipped = next(v for v in result["variants"] if v["variant"] == "shipped")
+    # Against the revision before a change when there is one, else the shipped --O0 build.
+    reference = result["variants"][0]
+    label = "before" if result.get("before") else "shipped"
     lines = [
         "# One gradient of gene_effect (centered), part by part (issue 16)",
         "",
@@ -238,22 +270,24 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['rounds']} interleaved rounds, medians shown. Started {result['started']}, load average "
         f"{result['load_at_start']}.",
         "",
-        "| variant | ms per leapfrog | speed-up over shipped | lp at the first draw |",
+        f"| variant | ms per leapfrog | speed-up over {label} | lp at the first draw |",
         "|---|---:|---:|---:|",
     ]
     for v in result["variants"]:
         ms = v["ms_per_leapfrog"]
-        lines.append(f"| {v['variant']} | {ms:.2f} | {shipped['ms_per_leapfrog'] / ms:.2f}x | {v['first_lp']:.4f} |")
-    lines += ["", "Where the shipped step's time goes (differences of the rows above):", "",
-              "| part | ms per leapfrog | share |", "|---|---:|---:|"]
-    split = parts(result)
-    for name, ms in split.items():
-        lines.append(f"| {name} | {ms:.2f} | {ms / split['whole step']:.0%} |")
+        lines.append(f"| {v['variant']} | {ms:.2f} | {reference['ms_per_leapfrog'] / ms:.2f}x | {v['first_lp']:.4f} |")
+    names = {v["variant"] for v in result["variants"]}
+    if {"+ likelihood again", "+ line sums again", "+ block products again"} <= names:
+        lines += ["", "Where the shipped step's time goes (differences of the rows above):", "",
+                  "| part | ms per leapfrog | share |", "|---|---:|---:|"]
+        split = parts(result)
+        for name, ms in split.items():
+            lines.append(f"| {name} | {ms:.2f} | {ms / split['whole step']:.0%} |")
     lines += [
         "",
         "The zero-weighted copies leave the density as it is, so their lp equals the shipped program's and "
-        "their trajectories are the same; the --O1 builds compute the same density in another order, equal "
-        "to rounding.",
+        "their trajectories are the same; the other builds (--O1, or the program before a change) compute the "
+        "same density in another order, equal to rounding.",
         "",
     ]
     return "\n".join(lines)
@@ -267,9 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--before", metavar="REV", help="compare with the program at this git revision (both --O1)")
+    parser.add_argument("--parts", action="store_true", help="with --before: also split the step at --O1")
     args = parser.parse_args(argv)
+    if args.parts and not args.before:
+        parser.error("--parts goes with --before")
     args.out.mkdir(parents=True, exist_ok=True)
-    result = measure(args.genes, args.warmup, args.draws, args.rounds, args.seed)
+    result = measure(args.genes, args.warmup, args.draws, args.rounds, args.seed, args.before, args.parts)
     (args.out / "gradient_cost.json").write_text(json.dumps(result, indent=2, default=float))
     (args.out / "gradient_cost.md").write_text(markdown(result))
     print(markdown(result))

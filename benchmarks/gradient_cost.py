@@ -13,8 +13,9 @@ its variant's time per step minus the shipped program's:
 ``+ likelihood again``
     the whole likelihood, ``integrated_log_density``;
 ``+ line sums again``
-    its per-cell-line part: four cell line x guide sparse products and the
-    line sums of squares;
+    its per-cell-line part: the dense cell line x guide products with omega
+    and omega^2 (four cell line x guide sparse products before 2026-12-01)
+    and the line sums of squares;
 ``+ block products again``
     the five block x guide sparse products the gene x line blocks need
     (n k, n k^2, n k omega, n ybar k, n x k), without the block algebra;
@@ -100,14 +101,12 @@ def _likelihood_again(code: str) -> str:
 
 #: The per-line part of integrated_log_density, once more, weighted by zero.
 LINE_PART = """  {
-    vector[C] n_w = csr_matrix_times_vector(C, S, line_weights[:, 1], line_sgrna, line_start, omega_s);
-    vector[C] n_w2 = csr_matrix_times_vector(C, S, line_weights[:, 1], line_sgrna, line_start, square(omega_s));
-    vector[C] ny_w = csr_matrix_times_vector(C, S, line_weights[:, 2], line_sgrna, line_start, omega_s);
-    vector[C] nx_w = csr_matrix_times_vector(C, S, line_weights[:, 3], line_sgrna, line_start, omega_s);
+    matrix[C, 2] n_w = line_n * append_col(omega_s, square(omega_s));
+    vector[2 * C] yx_w = line_yx * omega_s;
     vector[C] rss0 = line_sums[:, 4] - 2 * kappa_c .* line_sums[:, 6] + square(kappa_c) .* line_sums[:, 5]
                      - 2 * beta_c .* (line_sums[:, 2] - kappa_c .* line_sums[:, 3])
                      + square(beta_c) .* line_sums[:, 1]
-                     - 2 * (ny_w - kappa_c .* nx_w - beta_c .* n_w) + n_w2;
+                     - 2 * (yx_w[1:C] - kappa_c .* yx_w[(C + 1):(2 * C)] - beta_c .* n_w[:, 1]) + n_w[:, 2];
     target += 0 * sum(line_sums[:, 1] .* (log(2 * pi()) + 2 * log_sigma_c) + rss0 ./ exp(2 * log_sigma_c));
   }
 """
@@ -167,17 +166,53 @@ def _program(variant: Variant, engine: Any) -> Any:
     return Program(f"gene_effect_centered_cost_{slug}", variant.code, options)
 
 
+def descendant_cpu_seconds() -> float:
+    """User + system CPU seconds so far of this process's live descendants.
+
+    The embedded engine samples in a pool of forked processes that outlive
+    each fit, so the resource module's children figures never see them;
+    /proc does. On a shared machine a step's CPU time is the steadier
+    measure: being descheduled adds wall time, not CPU time (sharing the
+    memory bus still adds to both).
+    """
+    import os
+
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command name: state, ppid, ... utime and stime are fields 14 and 15 of stat(5).
+        parent[int(entry)] = int(fields[1])
+        ticks[int(entry)] = int(fields[11]) + int(fields[12])
+    root, total = os.getpid(), 0
+    for pid in ticks:
+        ancestor = parent.get(pid)
+        while ancestor is not None and ancestor != root and ancestor > 1:
+            ancestor = parent.get(ancestor)
+        if ancestor == root:
+            total += ticks[pid]
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _run(compiled: Any, engine: Any, data: dict[str, Any], inits: dict[str, Any], warmup: int, draws: int,
-         seed: int) -> tuple[float, int, float]:
-    """Wall seconds, kept draws' leapfrog steps and first lp__ of one chain."""
+         seed: int) -> tuple[float, int, float, float]:
+    """Wall seconds, kept draws' leapfrog steps, first lp__ and the samplers' CPU seconds of one chain."""
     from pystanmods.engines.options import SamplerOptions
 
     options = SamplerOptions(chains=1, iter_warmup=warmup, iter_sampling=draws, seed=seed, max_treedepth=DEPTH,
                              inits=inits, show_progress=False)
+    cpu = descendant_cpu_seconds()
     out = engine.sample(compiled.program, compiled.directory, data, options)
+    cpu = descendant_cpu_seconds() - cpu
     steps = int(np.asarray(out.sample_stats["n_steps"]).sum())
     lp = float(np.asarray(out.sample_stats["lp"]).ravel()[0])
-    return out.sampling_seconds, steps, lp
+    return out.sampling_seconds, steps, lp, cpu
 
 
 def program_at(rev: str) -> str:
@@ -213,16 +248,19 @@ def measure(n_genes: int, warmup: int, draws: int, rounds: int, seed: int, befor
     for r in range(rounds):
         for variant, compiled in builds:
             # The same seed: the long run's first draws are the short run's.
-            t_short, s_short, lp = _run(compiled, engine, data, inits, warmup, draws, seed + r)
-            t_long, s_long, _ = _run(compiled, engine, data, inits, warmup, 3 * draws, seed + r)
+            t_short, s_short, lp, cpu_short = _run(compiled, engine, data, inits, warmup, draws, seed + r)
+            t_long, s_long, _, cpu_long = _run(compiled, engine, data, inits, warmup, 3 * draws, seed + r)
             if s_long <= s_short:
                 raise RuntimeError(f"{variant.name}: {s_long} steps in {3 * draws} draws against {s_short} in {draws}")
             per_round[variant.name].append({
                 "ms_per_leapfrog": 1e3 * (t_long - t_short) / (s_long - s_short),
-                "steps": [s_short, s_long], "seconds": [t_short, t_long], "first_lp": lp,
+                "cpu_ms_per_leapfrog": 1e3 * (cpu_long - cpu_short) / (s_long - s_short),
+                "steps": [s_short, s_long], "seconds": [t_short, t_long], "cpu_seconds": [cpu_short, cpu_long],
+                "first_lp": lp,
             })
-            print(f"round {r + 1} {variant.name}: {per_round[variant.name][-1]['ms_per_leapfrog']:.2f} ms per step, "
-                  f"steps {s_short}/{s_long}", flush=True)
+            last = per_round[variant.name][-1]
+            print(f"round {r + 1} {variant.name}: {last['ms_per_leapfrog']:.2f} ms per step "
+                  f"({last['cpu_ms_per_leapfrog']:.2f} CPU ms), steps {s_short}/{s_long}", flush=True)
     rows = []
     for variant, compiled in builds:
         runs = per_round[variant.name]
@@ -230,6 +268,7 @@ def measure(n_genes: int, warmup: int, draws: int, rounds: int, seed: int, befor
             "variant": variant.name, "stanc_options": variant.stanc_options,
             "compile_seconds": compiled.compile_seconds,
             "ms_per_leapfrog": float(np.median([x["ms_per_leapfrog"] for x in runs])),
+            "cpu_ms_per_leapfrog": float(np.median([x["cpu_ms_per_leapfrog"] for x in runs])),
             "first_lp": runs[0]["first_lp"], "runs": runs,
         })
     return {
@@ -270,12 +309,13 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['rounds']} interleaved rounds, medians shown. Started {result['started']}, load average "
         f"{result['load_at_start']}.",
         "",
-        f"| variant | ms per leapfrog | speed-up over {label} | lp at the first draw |",
-        "|---|---:|---:|---:|",
+        f"| variant | ms per leapfrog | speed-up over {label} | CPU ms per leapfrog | CPU speed-up | lp at the first draw |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for v in result["variants"]:
-        ms = v["ms_per_leapfrog"]
-        lines.append(f"| {v['variant']} | {ms:.2f} | {reference['ms_per_leapfrog'] / ms:.2f}x | {v['first_lp']:.4f} |")
+        ms, cpu = v["ms_per_leapfrog"], v.get("cpu_ms_per_leapfrog", float("nan"))
+        lines.append(f"| {v['variant']} | {ms:.2f} | {reference['ms_per_leapfrog'] / ms:.2f}x | {cpu:.2f} | "
+                     f"{reference.get('cpu_ms_per_leapfrog', float('nan')) / cpu:.2f}x | {v['first_lp']:.4f} |")
     names = {v["variant"] for v in result["variants"]}
     if {"+ likelihood again", "+ line sums again", "+ block products again"} <= names:
         lines += ["", "Where the shipped step's time goes (differences of the rows above):", "",

@@ -197,8 +197,8 @@ functions {
     vector[B] nx_k = csr_matrix_times_vector(B, S, unit_weights[:, 3], unit_sgrna, block_start, k_s);
     // Sums over each line's units of n omega and n omega^2 (columns), and of
     // n ybar omega over n x omega (rows): dense products, because a screen
-    // measures nearly every guide in every line, and a dense product streams
-    // its matrix where a sparse one copies and checks its indices first.
+    // measures nearly every guide in every line, and Stan's sparse product
+    // checks and copies its indices as well as its weights at every call.
     matrix[C, 2] n_w = line_n * append_col(omega_s, square(omega_s));
     vector[2 * C] yx_w = line_yx * omega_s;
     vector[C] s2_c = exp(2 * log_sigma_c);

@@ -1,6 +1,6 @@
 """What one gradient of the gene_effect program costs, part by part, and what stanc's --O1 buys.
 
-``python -m benchmarks.gradient_cost --out DIR [--genes 2000] [--draws 3] [--rounds 2]``
+``python -m benchmarks.gradient_cost --out DIR [--genes 2000] [--draws 3] [--rounds 2] [--before REV [--parts]]``
 
 Issue 16 asks, where the lineage goal is missed, which step costs what. A
 leapfrog step is one gradient of the log density. Each variant here is the
@@ -13,8 +13,9 @@ its variant's time per step minus the shipped program's:
 ``+ likelihood again``
     the whole likelihood, ``integrated_log_density``;
 ``+ line sums again``
-    its per-cell-line part: four cell line x guide sparse products and the
-    line sums of squares;
+    its per-cell-line part: the dense cell line x guide products with omega
+    and omega^2 (four cell line x guide sparse products before 2026-12-01)
+    and the line sums of squares;
 ``+ block products again``
     the five block x guide sparse products the gene x line blocks need
     (n k, n k^2, n k omega, n ybar k, n x k), without the block algebra;
@@ -34,6 +35,12 @@ shipped program built two other ways, same density:
 prebuilt ``stan_services.o``, compiled for the generic instruction set, and
 Eigen's alignment then differs between the two halves. So the C++ flags of
 the embedded engine stay httpstan's.)
+
+With ``--before REV`` the runs compare instead the centered program of git
+revision ``REV`` (``git show REV:stan/gene_effect_centered.stan``) with the
+current one, both built with ``--O1``: a change to the likelihood, before and
+after in one run. ``--parts`` adds the zero-weighted copies, built with
+``--O1`` too, to split the current program's step.
 
 Time per step is measured inside runs of each variant, without the chain's
 start and warmup: two runs from the same seed, with the same short warmup
@@ -94,14 +101,12 @@ def _likelihood_again(code: str) -> str:
 
 #: The per-line part of integrated_log_density, once more, weighted by zero.
 LINE_PART = """  {
-    vector[C] n_w = csr_matrix_times_vector(C, S, line_weights[:, 1], line_sgrna, line_start, omega_s);
-    vector[C] n_w2 = csr_matrix_times_vector(C, S, line_weights[:, 1], line_sgrna, line_start, square(omega_s));
-    vector[C] ny_w = csr_matrix_times_vector(C, S, line_weights[:, 2], line_sgrna, line_start, omega_s);
-    vector[C] nx_w = csr_matrix_times_vector(C, S, line_weights[:, 3], line_sgrna, line_start, omega_s);
+    matrix[C, 2] n_w = line_n * append_col(omega_s, square(omega_s));
+    vector[2 * C] yx_w = line_yx * omega_s;
     vector[C] rss0 = line_sums[:, 4] - 2 * kappa_c .* line_sums[:, 6] + square(kappa_c) .* line_sums[:, 5]
                      - 2 * beta_c .* (line_sums[:, 2] - kappa_c .* line_sums[:, 3])
                      + square(beta_c) .* line_sums[:, 1]
-                     - 2 * (ny_w - kappa_c .* nx_w - beta_c .* n_w) + n_w2;
+                     - 2 * (yx_w[1:C] - kappa_c .* yx_w[(C + 1):(2 * C)] - beta_c .* n_w[:, 1]) + n_w[:, 2];
     target += 0 * sum(line_sums[:, 1] .* (log(2 * pi()) + 2 * log_sigma_c) + rss0 ./ exp(2 * log_sigma_c));
   }
 """
@@ -118,8 +123,18 @@ BLOCK_PRODUCTS = """  {
 """
 
 
-def variants(code: str) -> list[Variant]:
-    """The shipped program, its zero-weighted copies and its other builds."""
+def variants(code: str, before: tuple[str, str] | None = None, parts: bool = False) -> list[Variant]:
+    """The shipped program, its zero-weighted copies and its other builds.
+
+    With ``before`` (a revision and its program), that program and the shipped
+    one, both at ``--O1``, and with ``parts`` the copies at ``--O1`` as well.
+    """
+    if before is not None:
+        rev, before_code = before
+        out = [Variant(f"before ({rev})", before_code, ["--O1"]), Variant("shipped", code, ["--O1"])]
+        if parts:
+            out += [Variant(v.name, v.code, ["--O1"]) for v in variants(code)[1:4]]
+        return out
     return [
         Variant("shipped", code),
         Variant("+ likelihood again", _with_copy(code, _likelihood_again(code))),
@@ -151,20 +166,69 @@ def _program(variant: Variant, engine: Any) -> Any:
     return Program(f"gene_effect_centered_cost_{slug}", variant.code, options)
 
 
+def descendant_cpu_seconds() -> float:
+    """User + system CPU seconds so far of this process's live descendants.
+
+    The embedded engine samples in a pool of forked processes that outlive
+    each fit, so the resource module's children figures never see them;
+    /proc does. On a shared machine a step's CPU time is the steadier
+    measure: being descheduled adds wall time, not CPU time (sharing the
+    memory bus still adds to both).
+    """
+    import os
+
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command name: state, ppid, ... utime and stime are fields 14 and 15 of stat(5).
+        parent[int(entry)] = int(fields[1])
+        ticks[int(entry)] = int(fields[11]) + int(fields[12])
+    root, total = os.getpid(), 0
+    for pid in ticks:
+        ancestor = parent.get(pid)
+        while ancestor is not None and ancestor != root and ancestor > 1:
+            ancestor = parent.get(ancestor)
+        if ancestor == root:
+            total += ticks[pid]
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _run(compiled: Any, engine: Any, data: dict[str, Any], inits: dict[str, Any], warmup: int, draws: int,
-         seed: int) -> tuple[float, int, float]:
-    """Wall seconds, kept draws' leapfrog steps and first lp__ of one chain."""
+         seed: int) -> tuple[float, int, float, float]:
+    """Wall seconds, kept draws' leapfrog steps, first lp__ and the samplers' CPU seconds of one chain."""
     from pystanmods.engines.options import SamplerOptions
 
     options = SamplerOptions(chains=1, iter_warmup=warmup, iter_sampling=draws, seed=seed, max_treedepth=DEPTH,
                              inits=inits, show_progress=False)
+    cpu = descendant_cpu_seconds()
     out = engine.sample(compiled.program, compiled.directory, data, options)
+    cpu = descendant_cpu_seconds() - cpu
     steps = int(np.asarray(out.sample_stats["n_steps"]).sum())
     lp = float(np.asarray(out.sample_stats["lp"]).ravel()[0])
-    return out.sampling_seconds, steps, lp
+    return out.sampling_seconds, steps, lp, cpu
 
 
-def measure(n_genes: int, warmup: int, draws: int, rounds: int, seed: int) -> dict[str, Any]:
+def program_at(rev: str) -> str:
+    """The centered gene_effect program as committed at git revision ``rev``."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["git", "show", f"{rev}:stan/gene_effect_centered.stan"], cwd=root,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"--before {rev}: git show failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def measure(n_genes: int, warmup: int, draws: int, rounds: int, seed: int, before: str | None = None,
+            with_parts: bool = False) -> dict[str, Any]:
     """Every variant's milliseconds per leapfrog step, medians over interleaved rounds."""
     from pystanmods.compile.cache import compile_program
     from pystanmods.engines import get_engine
@@ -173,7 +237,8 @@ def measure(n_genes: int, warmup: int, draws: int, rounds: int, seed: int) -> di
     engine = get_engine("pystan")
     data, inits = lineage_data(n_genes, seed)
     builds = []
-    for variant in variants(GeneEffect().stan_code("centered")):
+    previous = (before, program_at(before)) if before else None
+    for variant in variants(GeneEffect().stan_code("centered"), previous, with_parts):
         compiled = compile_program(_program(variant, engine), engine, quiet=True)
         builds.append((variant, compiled))
     with open("/proc/loadavg") as f:
@@ -183,16 +248,19 @@ def measure(n_genes: int, warmup: int, draws: int, rounds: int, seed: int) -> di
     for r in range(rounds):
         for variant, compiled in builds:
             # The same seed: the long run's first draws are the short run's.
-            t_short, s_short, lp = _run(compiled, engine, data, inits, warmup, draws, seed + r)
-            t_long, s_long, _ = _run(compiled, engine, data, inits, warmup, 3 * draws, seed + r)
+            t_short, s_short, lp, cpu_short = _run(compiled, engine, data, inits, warmup, draws, seed + r)
+            t_long, s_long, _, cpu_long = _run(compiled, engine, data, inits, warmup, 3 * draws, seed + r)
             if s_long <= s_short:
                 raise RuntimeError(f"{variant.name}: {s_long} steps in {3 * draws} draws against {s_short} in {draws}")
             per_round[variant.name].append({
                 "ms_per_leapfrog": 1e3 * (t_long - t_short) / (s_long - s_short),
-                "steps": [s_short, s_long], "seconds": [t_short, t_long], "first_lp": lp,
+                "cpu_ms_per_leapfrog": 1e3 * (cpu_long - cpu_short) / (s_long - s_short),
+                "steps": [s_short, s_long], "seconds": [t_short, t_long], "cpu_seconds": [cpu_short, cpu_long],
+                "first_lp": lp,
             })
-            print(f"round {r + 1} {variant.name}: {per_round[variant.name][-1]['ms_per_leapfrog']:.2f} ms per step, "
-                  f"steps {s_short}/{s_long}", flush=True)
+            last = per_round[variant.name][-1]
+            print(f"round {r + 1} {variant.name}: {last['ms_per_leapfrog']:.2f} ms per step "
+                  f"({last['cpu_ms_per_leapfrog']:.2f} CPU ms), steps {s_short}/{s_long}", flush=True)
     rows = []
     for variant, compiled in builds:
         runs = per_round[variant.name]
@@ -200,12 +268,13 @@ def measure(n_genes: int, warmup: int, draws: int, rounds: int, seed: int) -> di
             "variant": variant.name, "stanc_options": variant.stanc_options,
             "compile_seconds": compiled.compile_seconds,
             "ms_per_leapfrog": float(np.median([x["ms_per_leapfrog"] for x in runs])),
+            "cpu_ms_per_leapfrog": float(np.median([x["cpu_ms_per_leapfrog"] for x in runs])),
             "first_lp": runs[0]["first_lp"], "runs": runs,
         })
     return {
         "genes": n_genes, "cell_lines": CELL_LINES, "rows": int(data["N"]), "guides": int(data["S"]),
         "units": int(data["U"]), "blocks": int(data["B"]), "warmup": warmup, "draws": [draws, 3 * draws], "rounds": rounds,
-        "seed": seed, "max_treedepth": DEPTH, "load_at_start": load, "started": started, "variants": rows,
+        "seed": seed, "max_treedepth": DEPTH, "before": before, "load_at_start": load, "started": started, "variants": rows,
     }
 
 
@@ -226,7 +295,9 @@ def parts(result: dict[str, Any]) -> dict[str, float]:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    shipped = next(v for v in result["variants"] if v["variant"] == "shipped")
+    # Against the revision before a change when there is one, else the shipped --O0 build.
+    reference = result["variants"][0]
+    label = "before" if result.get("before") else "shipped"
     lines = [
         "# One gradient of gene_effect (centered), part by part (issue 16)",
         "",
@@ -238,22 +309,25 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['rounds']} interleaved rounds, medians shown. Started {result['started']}, load average "
         f"{result['load_at_start']}.",
         "",
-        "| variant | ms per leapfrog | speed-up over shipped | lp at the first draw |",
-        "|---|---:|---:|---:|",
+        f"| variant | ms per leapfrog | speed-up over {label} | CPU ms per leapfrog | CPU speed-up | lp at the first draw |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for v in result["variants"]:
-        ms = v["ms_per_leapfrog"]
-        lines.append(f"| {v['variant']} | {ms:.2f} | {shipped['ms_per_leapfrog'] / ms:.2f}x | {v['first_lp']:.4f} |")
-    lines += ["", "Where the shipped step's time goes (differences of the rows above):", "",
-              "| part | ms per leapfrog | share |", "|---|---:|---:|"]
-    split = parts(result)
-    for name, ms in split.items():
-        lines.append(f"| {name} | {ms:.2f} | {ms / split['whole step']:.0%} |")
+        ms, cpu = v["ms_per_leapfrog"], v.get("cpu_ms_per_leapfrog", float("nan"))
+        lines.append(f"| {v['variant']} | {ms:.2f} | {reference['ms_per_leapfrog'] / ms:.2f}x | {cpu:.2f} | "
+                     f"{reference.get('cpu_ms_per_leapfrog', float('nan')) / cpu:.2f}x | {v['first_lp']:.4f} |")
+    names = {v["variant"] for v in result["variants"]}
+    if {"+ likelihood again", "+ line sums again", "+ block products again"} <= names:
+        lines += ["", "Where the shipped step's time goes (differences of the rows above):", "",
+                  "| part | ms per leapfrog | share |", "|---|---:|---:|"]
+        split = parts(result)
+        for name, ms in split.items():
+            lines.append(f"| {name} | {ms:.2f} | {ms / split['whole step']:.0%} |")
     lines += [
         "",
         "The zero-weighted copies leave the density as it is, so their lp equals the shipped program's and "
-        "their trajectories are the same; the --O1 builds compute the same density in another order, equal "
-        "to rounding.",
+        "their trajectories are the same; the other builds (--O1, or the program before a change) compute the "
+        "same density in another order, equal to rounding.",
         "",
     ]
     return "\n".join(lines)
@@ -267,9 +341,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--before", metavar="REV", help="compare with the program at this git revision (both --O1)")
+    parser.add_argument("--parts", action="store_true", help="with --before: also split the step at --O1")
     args = parser.parse_args(argv)
+    if args.parts and not args.before:
+        parser.error("--parts goes with --before")
     args.out.mkdir(parents=True, exist_ok=True)
-    result = measure(args.genes, args.warmup, args.draws, args.rounds, args.seed)
+    result = measure(args.genes, args.warmup, args.draws, args.rounds, args.seed, args.before, args.parts)
     (args.out / "gradient_cost.json").write_text(json.dumps(result, indent=2, default=float))
     (args.out / "gradient_cost.md").write_text(markdown(result))
     print(markdown(result))

@@ -173,14 +173,16 @@ functions {
      per unit. Expanding the squares, every sum over a block's units is a
      data-weighted CSR matrix (rows: blocks) times a guide vector (k, omega,
      k^2, k omega), and the terms free of m_b and of the block's spread sum
-     over a whole cell line: the line-CSR matrix times omega and omega^2. A
-     gradient then costs O(units) in double arithmetic plus O(blocks)
-     autodiff nodes. Unit weights are n, n ybar, n x (columns 1-3); line sums
-     are sum n, n y, n x, y^2 (rows, within-unit spread included), n x^2,
-     n x ybar (columns 1-6). */
+     over a whole cell line: dense line x guide matrices times omega and
+     omega^2. A gradient then costs O(units) in double arithmetic plus
+     O(blocks) autodiff nodes: about 25 vector operations over the B blocks
+     in the form below (the Sherman-Morrison form of block_log_density takes
+     35). Unit weights are n, n ybar, n x (columns 1-3); line sums are sum n,
+     n y, n x, y^2 (rows, within-unit spread included), n x^2, n x ybar
+     (columns 1-6). */
   real integrated_log_density(array[] int unit_sgrna, array[] int block_start, array[] int block_gene,
-                              array[] int block_cell_line, data matrix unit_weights, array[] int line_sgrna,
-                              array[] int line_start, data matrix line_weights, data matrix line_sums,
+                              array[] int block_cell_line, data vector line_blocks, data matrix unit_weights,
+                              data matrix line_n, data matrix line_yx, data matrix line_sums,
                               vector m_b, vector log_tau_g, vector k_s, vector omega_s, vector log_q_c,
                               vector beta_c, vector kappa_c, vector log_sigma_c) {
     int B = size(block_gene);
@@ -193,31 +195,37 @@ functions {
     vector[B] n_kw = csr_matrix_times_vector(B, S, unit_weights[:, 1], unit_sgrna, block_start, k_s .* omega_s);
     vector[B] ny_k = csr_matrix_times_vector(B, S, unit_weights[:, 2], unit_sgrna, block_start, k_s);
     vector[B] nx_k = csr_matrix_times_vector(B, S, unit_weights[:, 3], unit_sgrna, block_start, k_s);
-    // Sums over each line's units of n omega, n omega^2, n ybar omega, n x omega.
-    vector[C] n_w = csr_matrix_times_vector(C, S, line_weights[:, 1], line_sgrna, line_start, omega_s);
-    vector[C] n_w2 = csr_matrix_times_vector(C, S, line_weights[:, 1], line_sgrna, line_start, square(omega_s));
-    vector[C] ny_w = csr_matrix_times_vector(C, S, line_weights[:, 2], line_sgrna, line_start, omega_s);
-    vector[C] nx_w = csr_matrix_times_vector(C, S, line_weights[:, 3], line_sgrna, line_start, omega_s);
+    // Sums over each line's units of n omega and n omega^2 (columns), and of
+    // n ybar omega over n x omega (rows): dense products, because a screen
+    // measures nearly every guide in every line, and Stan's sparse product
+    // checks and copies its indices as well as its weights at every call.
+    matrix[C, 2] n_w = line_n * append_col(omega_s, square(omega_s));
+    vector[2 * C] yx_w = line_yx * omega_s;
     vector[C] s2_c = exp(2 * log_sigma_c);
     // Per line: sum n (ybar - kappa x - beta - omega)^2 over its rows, i.e. the
     // residual sum of squares at theta = 0, plus the Gaussian constants.
     vector[C] rss0 = line_sums[:, 4] - 2 * kappa_c .* line_sums[:, 6] + square(kappa_c) .* line_sums[:, 5]
                      - 2 * beta_c .* (line_sums[:, 2] - kappa_c .* line_sums[:, 3])
                      + square(beta_c) .* line_sums[:, 1]
-                     - 2 * (ny_w - kappa_c .* nx_w - beta_c .* n_w) + n_w2;
+                     - 2 * (yx_w[1:C] - kappa_c .* yx_w[(C + 1):(2 * C)] - beta_c .* n_w[:, 1]) + n_w[:, 2];
     real lp = -0.5 * sum(line_sums[:, 1] .* (log(2 * pi()) + 2 * log_sigma_c) + rss0 ./ s2_c);
-    // Per block, a = k q and r = residual at theta = m_b: A = q^2 n_k2,
-    // Bs = q (h - q mu n_k2) with h = sum n k (ybar - kappa x - beta - omega),
-    // and R = rss0's block share - 2 q mu h + (q mu)^2 n_k2.
-    vector[B] q = exp(log_q_c[block_cell_line]);
-    vector[B] kappa = kappa_c[block_cell_line];
-    vector[B] q_mu = q .* m_b;
-    vector[B] h = ny_k - kappa .* nx_k - beta_c[block_cell_line] .* n_k - n_kw;
-    vector[B] s2 = s2_c[block_cell_line];
-    vector[B] lambda = exp(2 * log_tau_g[block_gene]) ./ s2;
-    vector[B] D = 1 + lambda .* square(q) .* n_k2;
-    vector[B] Bs = q .* (h - q_mu .* n_k2);
-    return lp - 0.5 * sum(log(D) + (q_mu .* (q_mu .* n_k2 - 2 * h) - lambda .* square(Bs) ./ D) ./ s2);
+    // Per block, with a = k q and h = sum n k (ybar - kappa x - beta - omega):
+    // the rows' evidence on theta is the estimate theta_hat = h / (q n_k2), of
+    // variance s2 / (q^2 n_k2), so theta_hat ~ normal(m_b, V), V = tau^2 +
+    // s2 / (q^2 n_k2), and the block's share of the density beyond rss0 is
+    //   -0.5 [log D + (theta_hat - m_b)^2 / V - h^2 / (n_k2 s2)],
+    // log D = log(n_k2 V) + 2 log q - 2 log sigma (the determinant lemma).
+    // Per-line factors are taken to the blocks by indexing only, never
+    // transformed per block: each vector operation over B blocks is one
+    // autodiff node and two passes over memory.
+    vector[C] q_c = exp(log_q_c);
+    vector[C] s2_over_q_c = s2_c ./ q_c;
+    vector[B] h = ny_k - n_kw - kappa_c[block_cell_line] .* nx_k - beta_c[block_cell_line] .* n_k;
+    vector[B] q_n_k2 = q_c[block_cell_line] .* n_k2;
+    vector[B] V = exp(2 * log_tau_g)[block_gene] + s2_over_q_c[block_cell_line] ./ q_n_k2;
+    return lp - 0.5 * (2 * dot_product(line_blocks, log_q_c - log_sigma_c) + sum(log(n_k2 .* V))
+                       + sum(square(h ./ q_n_k2 - m_b) ./ V)
+                       - dot_product(square(h) ./ n_k2, inv(s2_c)[block_cell_line]));
   }
 }
 data {
@@ -272,14 +280,14 @@ transformed data {
   array[U] int unit_block;                        // each unit's block
   vector[B] n_block;
   vector[C] n_c = rep_vector(0, C);
+  vector[C] line_blocks = rep_vector(0, C);      // gene x line blocks per cell line
   // The likelihood's data weights (integrated_log_density): per unit n, n ybar,
-  // n x in block order, the same again in cell-line order, and per line the
-  // sums that do not involve a guide or a gene.
+  // n x in block order; the same as dense line x guide matrices (n; then n ybar
+  // over n x), zero where a guide has no row in a line; and per line the sums
+  // that do not involve a guide or a gene.
   matrix[U, 3] unit_weights = append_col(append_col(unit_n, unit_n .* unit_logfc), unit_n .* unit_x);
-  array[U] int by_line = sort_indices_asc(unit_cell_line);
-  array[U] int line_sgrna = unit_sgrna[by_line];
-  matrix[U, 3] line_weights = unit_weights[by_line];
-  array[C + 1] int line_start;
+  matrix[C, S] line_n = rep_matrix(0, C, S);
+  matrix[2 * C, S] line_yx = rep_matrix(0, 2 * C, S);
   matrix[C, 6] line_sums = rep_matrix(0, C, 6);
   if (block_start[1] != 1 || block_start[B + 1] != U + 1) {
     reject("block_start must run from 1 to U + 1");
@@ -291,6 +299,7 @@ transformed data {
     n_block[b] = sum(unit_n[block_start[b]:(block_start[b + 1] - 1)]);
     unit_block[block_start[b]:(block_start[b + 1] - 1)] = rep_array(b, block_start[b + 1] - block_start[b]);
     n_c[block_cell_line[b]] += n_block[b];
+    line_blocks[block_cell_line[b]] += 1;
     line_sums[block_cell_line[b], 4] += ss_block[b];
     for (u in block_start[b]:(block_start[b + 1] - 1)) {
       if (unit_gene[u] != block_gene[b] || unit_cell_line[u] != block_cell_line[b]) {
@@ -301,13 +310,10 @@ transformed data {
   for (u in 1:U) {
     line_sums[unit_cell_line[u]] += unit_n[u] * [1, unit_logfc[u], unit_x[u], square(unit_logfc[u]),
                                                   square(unit_x[u]), unit_x[u] * unit_logfc[u]];
+    line_n[unit_cell_line[u], unit_sgrna[u]] = unit_n[u];
+    line_yx[unit_cell_line[u], unit_sgrna[u]] = unit_weights[u, 2];
+    line_yx[C + unit_cell_line[u], unit_sgrna[u]] = unit_weights[u, 3];
   }
-  line_start = rep_array(0, C + 1);
-  for (u in 1:U) {
-    line_start[unit_cell_line[u] + 1] += 1;
-  }
-  line_start[1] = 1;
-  line_start = cumulative_sum(line_start);
 }
 parameters {
   real<multiplier=0.5 * inv_sqrt(G)> mu_0;
@@ -374,8 +380,8 @@ model {
   b_0 ~ normal(0, slope_sd);
   sigma_b ~ normal(0, slope_sd);
   to_vector(b_g_z) ~ std_normal();
-  target += integrated_log_density(unit_sgrna, block_start, block_gene, block_cell_line, unit_weights, line_sgrna,
-                                   line_start, line_weights, line_sums, block_mean(mu_g, b_g, x_block, block_gene),
+  target += integrated_log_density(unit_sgrna, block_start, block_gene, block_cell_line, line_blocks, unit_weights,
+                                   line_n, line_yx, line_sums, block_mean(mu_g, b_g, x_block, block_gene),
                                    log_tau_g, k_s, omega_s, log_q_c, beta_c, kappa_c, log_sigma_c);
 }
 generated quantities {

@@ -2,6 +2,8 @@
 
     python compare.py TOOL N_GENES [CHAINS WARMUP DRAWS SEED] >> runs.jsonl
 
+N_GENES ``all``: every gene of the sample (883).
+
 TOOL: ``pystanmods`` (embedded engine, ``fit_gene_effects`` as ``depmap fit``
 runs it: the centered program on pilot scales from jittered pilot inits),
 ``nutpie`` or ``pymc`` (``benchmarks.peers.gene_effect``, non-centered, on
@@ -42,6 +44,14 @@ def genes(n_genes: int) -> list[str]:
     return [str(g) for g in np.random.default_rng(7).choice(symbols, n_genes, replace=False)]
 
 
+def _commit() -> str:
+    """The repository's HEAD, so that a run names the programs it sampled."""
+    import subprocess
+
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
 def summary(posterior, sample_stats) -> dict:
     from benchmarks.metrics import free_parameter_summary
 
@@ -54,13 +64,14 @@ def summary(posterior, sample_stats) -> dict:
 
 
 def main() -> None:
-    tool, n_genes = sys.argv[1], int(sys.argv[2])
+    tool = sys.argv[1]
     chains, warmup, draws, seed = (int(a) for a in (sys.argv[3:7] if len(sys.argv) > 3 else (2, 300, 300, 1)))
-    pick = genes(n_genes)
+    pick = None if sys.argv[2] == "all" else genes(int(sys.argv[2]))
+    n_genes = len(set(pd.read_csv(DATA / "AvanaGuideMap.csv")["gene"].dropna())) if pick is None else len(pick)
     load = os.getloadavg()
     start = time.perf_counter()
     out = {"tool": tool, "genes": n_genes, "chains": chains, "warmup": warmup, "draws": draws, "seed": seed,
-           "load_at_start": [round(x, 2) for x in load]}
+           "load_at_start": [round(x, 2) for x in load], "commit": _commit()}
     if tool == "pystanmods":
         from pystanmods.depmap import gene_effects as ge
         from pystanmods.depmap.release import read_release

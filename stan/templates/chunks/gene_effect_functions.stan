@@ -62,14 +62,16 @@
      per unit. Expanding the squares, every sum over a block's units is a
      data-weighted CSR matrix (rows: blocks) times a guide vector (k, omega,
      k^2, k omega), and the terms free of m_b and of the block's spread sum
-     over a whole cell line: the line-CSR matrix times omega and omega^2. A
-     gradient then costs O(units) in double arithmetic plus O(blocks)
-     autodiff nodes. Unit weights are n, n ybar, n x (columns 1-3); line sums
-     are sum n, n y, n x, y^2 (rows, within-unit spread included), n x^2,
-     n x ybar (columns 1-6). */
+     over a whole cell line: dense line x guide matrices times omega and
+     omega^2. A gradient then costs O(units) in double arithmetic plus
+     O(blocks) autodiff nodes: about 25 vector operations over the B blocks
+     in the form below (the Sherman-Morrison form of block_log_density takes
+     35). Unit weights are n, n ybar, n x (columns 1-3); line sums are sum n,
+     n y, n x, y^2 (rows, within-unit spread included), n x^2, n x ybar
+     (columns 1-6). */
   real integrated_log_density(array[] int unit_sgrna, array[] int block_start, array[] int block_gene,
-                              array[] int block_cell_line, data matrix unit_weights, array[] int line_sgrna,
-                              array[] int line_start, data matrix line_weights, data matrix line_sums,
+                              array[] int block_cell_line, data vector line_blocks, data matrix unit_weights,
+                              data matrix line_n, data matrix line_yx, data matrix line_sums,
                               vector m_b, vector log_tau_g, vector k_s, vector omega_s, vector log_q_c,
                               vector beta_c, vector kappa_c, vector log_sigma_c) {
     int B = size(block_gene);
@@ -82,29 +84,35 @@
     vector[B] n_kw = csr_matrix_times_vector(B, S, unit_weights[:, 1], unit_sgrna, block_start, k_s .* omega_s);
     vector[B] ny_k = csr_matrix_times_vector(B, S, unit_weights[:, 2], unit_sgrna, block_start, k_s);
     vector[B] nx_k = csr_matrix_times_vector(B, S, unit_weights[:, 3], unit_sgrna, block_start, k_s);
-    // Sums over each line's units of n omega, n omega^2, n ybar omega, n x omega.
-    vector[C] n_w = csr_matrix_times_vector(C, S, line_weights[:, 1], line_sgrna, line_start, omega_s);
-    vector[C] n_w2 = csr_matrix_times_vector(C, S, line_weights[:, 1], line_sgrna, line_start, square(omega_s));
-    vector[C] ny_w = csr_matrix_times_vector(C, S, line_weights[:, 2], line_sgrna, line_start, omega_s);
-    vector[C] nx_w = csr_matrix_times_vector(C, S, line_weights[:, 3], line_sgrna, line_start, omega_s);
+    // Sums over each line's units of n omega and n omega^2 (columns), and of
+    // n ybar omega over n x omega (rows): dense products, because a screen
+    // measures nearly every guide in every line, and Stan's sparse product
+    // checks and copies its indices as well as its weights at every call.
+    matrix[C, 2] n_w = line_n * append_col(omega_s, square(omega_s));
+    vector[2 * C] yx_w = line_yx * omega_s;
     vector[C] s2_c = exp(2 * log_sigma_c);
     // Per line: sum n (ybar - kappa x - beta - omega)^2 over its rows, i.e. the
     // residual sum of squares at theta = 0, plus the Gaussian constants.
     vector[C] rss0 = line_sums[:, 4] - 2 * kappa_c .* line_sums[:, 6] + square(kappa_c) .* line_sums[:, 5]
                      - 2 * beta_c .* (line_sums[:, 2] - kappa_c .* line_sums[:, 3])
                      + square(beta_c) .* line_sums[:, 1]
-                     - 2 * (ny_w - kappa_c .* nx_w - beta_c .* n_w) + n_w2;
+                     - 2 * (yx_w[1:C] - kappa_c .* yx_w[(C + 1):(2 * C)] - beta_c .* n_w[:, 1]) + n_w[:, 2];
     real lp = -0.5 * sum(line_sums[:, 1] .* (log(2 * pi()) + 2 * log_sigma_c) + rss0 ./ s2_c);
-    // Per block, a = k q and r = residual at theta = m_b: A = q^2 n_k2,
-    // Bs = q (h - q mu n_k2) with h = sum n k (ybar - kappa x - beta - omega),
-    // and R = rss0's block share - 2 q mu h + (q mu)^2 n_k2.
-    vector[B] q = exp(log_q_c[block_cell_line]);
-    vector[B] kappa = kappa_c[block_cell_line];
-    vector[B] q_mu = q .* m_b;
-    vector[B] h = ny_k - kappa .* nx_k - beta_c[block_cell_line] .* n_k - n_kw;
-    vector[B] s2 = s2_c[block_cell_line];
-    vector[B] lambda = exp(2 * log_tau_g[block_gene]) ./ s2;
-    vector[B] D = 1 + lambda .* square(q) .* n_k2;
-    vector[B] Bs = q .* (h - q_mu .* n_k2);
-    return lp - 0.5 * sum(log(D) + (q_mu .* (q_mu .* n_k2 - 2 * h) - lambda .* square(Bs) ./ D) ./ s2);
+    // Per block, with a = k q and h = sum n k (ybar - kappa x - beta - omega):
+    // the rows' evidence on theta is the estimate theta_hat = h / (q n_k2), of
+    // variance s2 / (q^2 n_k2), so theta_hat ~ normal(m_b, V), V = tau^2 +
+    // s2 / (q^2 n_k2), and the block's share of the density beyond rss0 is
+    //   -0.5 [log D + (theta_hat - m_b)^2 / V - h^2 / (n_k2 s2)],
+    // log D = log(n_k2 V) + 2 log q - 2 log sigma (the determinant lemma).
+    // Per-line factors are taken to the blocks by indexing only, never
+    // transformed per block: each vector operation over B blocks is one
+    // autodiff node and two passes over memory.
+    vector[C] q_c = exp(log_q_c);
+    vector[C] s2_over_q_c = s2_c ./ q_c;
+    vector[B] h = ny_k - n_kw - kappa_c[block_cell_line] .* nx_k - beta_c[block_cell_line] .* n_k;
+    vector[B] q_n_k2 = q_c[block_cell_line] .* n_k2;
+    vector[B] V = exp(2 * log_tau_g)[block_gene] + s2_over_q_c[block_cell_line] ./ q_n_k2;
+    return lp - 0.5 * (2 * dot_product(line_blocks, log_q_c - log_sigma_c) + sum(log(n_k2 .* V))
+                       + sum(square(h ./ q_n_k2 - m_b) ./ V)
+                       - dot_product(square(h) ./ n_k2, inv(s2_c)[block_cell_line]));
   }

@@ -2,7 +2,14 @@
 
     python compare.py TOOL N_GENES [CHAINS WARMUP DRAWS SEED] >> runs.jsonl
 
-N_GENES ``all``: every gene of the sample (883).
+N_GENES ``all``: every gene of the sample (883). N_GENES ``sim:N``: in place of
+the sample, ``GeneEffect().simulate`` with N genes in the design of
+``benchmarks.lineage`` (40 cell lines, 1-6 guides per gene, 2 replicate
+screens, 5% of guide x line cells missing, copy number), seed 11: the
+simulated lineage subset of issue 16, part 4. The true values are known
+there, so the run also reports how often the central 90% intervals of
+each effect vector cover them (``theta``, the gene x cell-line effects,
+only where the program draws it).
 
 TOOL: ``pystanmods`` (embedded engine, ``fit_gene_effects`` as ``depmap fit``
 runs it: the centered program on pilot scales from jittered pilot inits),
@@ -44,6 +51,33 @@ def genes(n_genes: int) -> list[str]:
     return [str(g) for g in np.random.default_rng(7).choice(symbols, n_genes, replace=False)]
 
 
+def simulated(n_genes: int):
+    """The simulated lineage subset: ``benchmarks.lineage``'s design at ``n_genes`` genes."""
+    from benchmarks.lineage import CELL_LINES, GUIDES_PER_GENE, MISSING, REPLICATES
+    from pystanmods.models.gene_effect import GeneEffect
+
+    return GeneEffect().simulate(seed=SIMULATION_SEED, n_genes=n_genes, n_cell_lines=CELL_LINES,
+                                 guides_per_gene=GUIDES_PER_GENE, n_replicates=REPLICATES, missing_fraction=MISSING)
+
+
+#: The seed of the simulated lineage subset (``sim:N``).
+SIMULATION_SEED = 11
+
+
+def coverage(posterior, truth: dict, names=("theta", "mu_g", "log_tau_g", "k_s", "omega_s", "log_q_c", "beta_c",
+                                            "kappa_c", "log_sigma_c"), prob: float = 0.9) -> dict:
+    """Share of true values inside the central ``prob`` intervals, per variable present in both."""
+    out = {}
+    for name in names:
+        if name not in posterior or name not in truth:
+            continue
+        draws = posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+        lo, hi = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        true = np.asarray(truth[name], dtype=float).reshape(lo.shape)
+        out[name] = float(np.mean((true >= lo) & (true <= hi)))
+    return out
+
+
 def _commit() -> str:
     """The repository's HEAD, so that a run names the programs it sampled."""
     import subprocess
@@ -66,13 +100,34 @@ def summary(posterior, sample_stats) -> dict:
 def main() -> None:
     tool = sys.argv[1]
     chains, warmup, draws, seed = (int(a) for a in (sys.argv[3:7] if len(sys.argv) > 3 else (2, 300, 300, 1)))
-    pick = None if sys.argv[2] == "all" else genes(int(sys.argv[2]))
-    n_genes = len(set(pd.read_csv(DATA / "AvanaGuideMap.csv")["gene"].dropna())) if pick is None else len(pick)
+    sim = simulated(int(sys.argv[2].removeprefix("sim:"))) if sys.argv[2].startswith("sim:") else None
+    pick = None if sys.argv[2] == "all" or sim is not None else genes(int(sys.argv[2]))
+    if sim is not None:
+        n_genes = int(sys.argv[2].removeprefix("sim:"))
+    else:
+        n_genes = len(set(pd.read_csv(DATA / "AvanaGuideMap.csv")["gene"].dropna())) if pick is None else len(pick)
     load = os.getloadavg()
     start = time.perf_counter()
     out = {"tool": tool, "genes": n_genes, "chains": chains, "warmup": warmup, "draws": draws, "seed": seed,
-           "load_at_start": [round(x, 2) for x in load], "commit": _commit()}
-    if tool == "pystanmods":
+           "load_at_start": [round(x, 2) for x in load], "commit": _commit(),
+           "data": f"simulated lineage subset, seed {SIMULATION_SEED}" if sim is not None else "DepMap sample"}
+    if tool == "pystanmods" and sim is not None:
+        # What fit_gene_effects does after reading a release: the centered program
+        # on the pilot's scales, from jittered pilot inits.
+        from pystanmods.models.gene_effect import GeneEffect, jittered_inits, pilot
+        from pystanmods.sampling import fit as run_fit
+
+        model = GeneEffect()
+        stan_data = model.prepare(sim.data, compute_log_lik=False, compute_y_rep=False)
+        scales, inits = pilot(stan_data.data)
+        stan_data.data.update(scales)
+        fit = run_fit(model, stan_data, parameterization="centered", chains=chains, iter_warmup=warmup,
+                      iter_sampling=draws, seed=seed, show_progress=False,
+                      inits=jittered_inits(inits, scales, chains, seed))
+        out.update(program="gene_effect_centered (pilot scales)", sampling_seconds=fit.sampling_seconds,
+                   N=len(sim.data), coverage_90=coverage(fit.idata.posterior, sim.truth),
+                   **summary(fit.idata.posterior, fit.idata.sample_stats))
+    elif tool == "pystanmods":
         from pystanmods.depmap import gene_effects as ge
         from pystanmods.depmap.release import read_release
 
@@ -87,8 +142,11 @@ def main() -> None:
         from pystanmods.depmap.release import read_release
         from pystanmods.models.gene_effect import GeneEffect
 
-        frame, _ = prepare(read_release(DATA), genes=pick, covariates=["copy_number"], multi_aligned="keep",
-                           verbose=False)
+        if sim is not None:
+            frame = sim.data
+        else:
+            frame, _ = prepare(read_release(DATA), genes=pick, covariates=["copy_number"], multi_aligned="keep",
+                               verbose=False)
         data = GeneEffect().prepare(frame, compute_log_lik=False, compute_y_rep=False).data
         model = gene_effect(data, "noncentered")
         t = time.perf_counter()
@@ -110,6 +168,8 @@ def main() -> None:
             out["sampling_seconds"] = float(idata.posterior.attrs.get("sampling_time", time.perf_counter() - t))
         out.update(program="benchmarks.peers.gene_effect (non-centered)", N=int(data["N"]),
                    **summary(idata.posterior, idata.sample_stats))
+        if sim is not None:
+            out["coverage_90"] = coverage(idata.posterior, sim.truth)
     else:
         raise SystemExit(f"unknown tool {tool!r}: pystanmods, nutpie or pymc")
     out["wall_seconds"] = time.perf_counter() - start

@@ -129,19 +129,16 @@ def variants(code: str, before: tuple[str, str] | None = None, parts: bool = Fal
     With ``before`` (a revision and its program), that program and the shipped
     one, both at ``--O1``, and with ``parts`` the copies at ``--O1`` as well.
     """
+    def copies(options: list[str]) -> list[Variant]:
+        return [Variant("+ likelihood again", _with_copy(code, _likelihood_again(code)), options),
+                Variant("+ line sums again", _with_copy(code, LINE_PART), options),
+                Variant("+ block products again", _with_copy(code, BLOCK_PRODUCTS), options)]
+
     if before is not None:
         rev, before_code = before
         out = [Variant(f"before ({rev})", before_code, ["--O1"]), Variant("shipped", code, ["--O1"])]
-        if parts:
-            out += [Variant(v.name, v.code, ["--O1"]) for v in variants(code)[1:4]]
-        return out
-    return [
-        Variant("shipped", code),
-        Variant("+ likelihood again", _with_copy(code, _likelihood_again(code))),
-        Variant("+ line sums again", _with_copy(code, LINE_PART)),
-        Variant("+ block products again", _with_copy(code, BLOCK_PRODUCTS)),
-        Variant("stanc --O1", code, stanc_options=["--O1"]),
-    ]
+        return out + (copies(["--O1"]) if parts else [])
+    return [Variant("shipped", code), *copies([]), Variant("stanc --O1", code, stanc_options=["--O1"])]
 
 
 def lineage_data(n_genes: int, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -294,12 +291,16 @@ def parts(result: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def _has_parts(result: dict[str, Any]) -> bool:
+    return any(v["variant"].startswith("+ ") for v in result["variants"])
+
+
 def markdown(result: dict[str, Any]) -> str:
     # Against the revision before a change when there is one, else the shipped --O0 build.
     reference = result["variants"][0]
     label = "before" if result.get("before") else "shipped"
     lines = [
-        "# One gradient of gene_effect (centered), part by part (issue 16)",
+        "# One gradient of gene_effect (centered)" + (", part by part" if _has_parts(result) else "") + " (issue 16)",
         "",
         f"A simulated lineage of {result['genes']:,} genes x {result['cell_lines']} cell lines "
         f"({result['guides']:,} guides, {result['rows']:,} rows, {result['units']:,} guide x line units, "

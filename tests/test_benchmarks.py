@@ -179,3 +179,26 @@ def test_model_b_sensitivity_table_is_the_committed_result():
         # As the docstring says: R-hat <= 1.011, one divergence at median 0.3 and at log-sd 1.0, else none.
         assert round(run["max_rhat"], 3) <= 1.011
         assert run["divergences"] == (1 if key[1:] in {(0.3, 0.5), (0.75, 1.0)} else 0), key
+
+
+def test_gradient_cost_copies_are_the_shipped_likelihood_statements():
+    # gradient_cost times the likelihood's parts by adding zero-weighted copies
+    # of them; a copy that drifts from the program would time something else.
+    # Every statement of a copy but its zero-weighted target must be one of the
+    # shipped function's (k2 there is square(k_s) here).
+    import re
+    from pathlib import Path
+
+    from benchmarks.gradient_cost import BLOCK_PRODUCTS, LINE_PART
+
+    def statements(text: str) -> list[str]:
+        return [" ".join(s.split()) for s in re.sub(r"//[^\n]*", "", text).split(";")]
+
+    chunk = Path(__file__).resolve().parents[1] / "stan" / "templates" / "chunks" / "gene_effect_functions.stan"
+    shipped = set(statements(chunk.read_text().replace("square(k_s)", "k2")))
+    for part in (LINE_PART, BLOCK_PRODUCTS):
+        copied = [s.strip("{} ") for s in statements(part.replace("square(k_s)", "k2"))]
+        copied = [s for s in copied if s and not s.startswith("target += 0 *")]
+        assert len(copied) >= 3
+        missing = [s for s in copied if s not in shipped]
+        assert not missing, f"gradient_cost copies no longer in the shipped likelihood: {missing}"

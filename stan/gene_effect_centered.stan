@@ -279,7 +279,6 @@ transformed data {
   array[U] int unit_index = linspaced_int_array(U, 1, U);
   array[U] int unit_block;                        // each unit's block
   vector[B] n_block;
-  vector[C] n_c = rep_vector(0, C);
   vector[C] line_blocks = rep_vector(0, C);      // gene x line blocks per cell line
   // The likelihood's data weights (integrated_log_density): per unit n, n ybar,
   // n x in block order; the same as dense line x guide matrices (n; then n ybar
@@ -298,7 +297,6 @@ transformed data {
     }
     n_block[b] = sum(unit_n[block_start[b]:(block_start[b + 1] - 1)]);
     unit_block[block_start[b]:(block_start[b + 1] - 1)] = rep_array(b, block_start[b + 1] - block_start[b]);
-    n_c[block_cell_line[b]] += n_block[b];
     line_blocks[block_cell_line[b]] += 1;
     line_sums[block_cell_line[b], 4] += ss_block[b];
     for (u in block_start[b]:(block_start[b + 1] - 1)) {

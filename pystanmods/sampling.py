@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -215,6 +216,91 @@ def _keep(draws: Draws, variables: Sequence[str]) -> Draws:
         raise ValueError(f"variables {unknown} are not in the program; it has {sorted(draws.variables)}")
     kept = {k: v for k, v in draws.variables.items() if k in variables or k in ("log_lik", "y_rep")}
     return dataclasses.replace(draws, variables=kept)
+
+
+def pathfinder(
+    model: str | Model,
+    data: pd.DataFrame | StanData,
+    parameterization: str = "noncentered",
+    *,
+    paths: int = 4,
+    draws: int = 1000,
+    iterations: int = 1000,
+    seed: int | None = None,
+    inits: Mapping[str, Any] | None = None,
+    columns: Mapping[str, str] | None = None,
+    variables: Sequence[str] | None = None,
+    quiet: bool = False,
+) -> StanFit:
+    """An approximate fit by Stan's Pathfinder: a first look, not a posterior to report.
+
+    Each of ``paths`` L-BFGS runs picks the normal approximation along its
+    path with the best ELBO; ``draws`` draws are then resampled from all
+    paths' draws by Pareto-smoothed importance weights (Stan's multi-path
+    Pathfinder, CmdStan's defaults otherwise). It costs a few hundred
+    gradients per path where NUTS costs hundreds per draw, but its sds
+    tend to be too small and its draws are not a Markov chain, so R-hat,
+    ESS and divergences do not exist for it (``fit.diagnostics()`` refuses).
+    Every output says ``approximate``: the InferenceData attrs
+    (``inference = "pathfinder (approximate)"``, ``approximate = 1``), the
+    fit's repr, and the tables built from it.
+
+    Parameters
+    ----------
+    parameterization : {"noncentered", "centered", "recommended"}
+        Default non-centered: its density stays bounded as a hierarchical
+        sd shrinks, where the centered one's grows without bound, so L-BFGS
+        on the centered program runs into the funnel
+        (``benchmarks/results/laplace_probe``).
+    paths, draws, iterations
+        Pathfinder's ``num_paths``, ``num_psis_draws`` and the L-BFGS
+        iteration limit. The paths run on threads, so 2 cores serve 2 paths
+        at a time.
+    seed, inits, columns, variables
+        As in :func:`fit`.
+
+    Returns
+    -------
+    StanFit
+        One "chain" of ``draws`` resampled draws; ``sample_stats`` has
+        ``lp`` and ``lp_approx`` (Stan's and the approximation's log density).
+    """
+    from pystanmods.engines import approximate
+
+    model = get_model(model)
+    parameterization = model.check_parameterization(parameterization)
+    if paths < 1 or draws < 1 or iterations < 1:
+        raise ValueError(f"paths, draws and iterations must be positive, got {paths}, {draws}, {iterations}")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**31 - 1))
+    stan_data = data if isinstance(data, StanData) else model.prepare(data, columns, compute_log_lik=False,
+                                                                       compute_y_rep=False)
+    program = Program(name=model.program_name(parameterization), code=model.stan_code(parameterization))
+    start = time.perf_counter()
+    executable = approximate.build(program, quiet=quiet)
+    build_seconds = time.perf_counter() - start
+    draws_ = approximate.run(executable, stan_data.data, seed=seed, paths=paths, draws=draws,
+                             iterations=iterations, inits=None if inits is None else dict(inits))
+    if variables is not None:
+        draws_ = _keep(draws_, variables)
+    attrs = {
+        "model": model.name,
+        "parameterization": parameterization if model.hierarchical else "none",
+        "program": program.name,
+        "engine": "pathfinder",
+        "inference": "pathfinder (approximate)",
+        "approximate": 1,
+        "stan_version": approximate.stan_version(),
+        "seed": seed,
+        "pathfinder_paths": paths,
+        "pathfinder_draws": draws,
+        "pathfinder_iterations": iterations,
+        "sampling_seconds": draws_.sampling_seconds,
+        "compile_seconds": build_seconds,
+        "pystanmods_version": _version(),
+    }
+    idata = to_inference_data(draws_, stan_data, model.outcome, attrs)
+    return StanFit(idata)
 
 
 def log_prob(

@@ -1,0 +1,115 @@
+"""Pathfinder, built from the embedded engine's Stan headers: labelled approximate, and close to NUTS where it should be."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pystanmods
+from pystanmods.engines import approximate
+from pystanmods.models import get_model
+
+
+@pytest.fixture(scope="module")
+def model1_fits():
+    """Model 1 (a regression: a near-normal posterior) on the default simulation, by Pathfinder and by NUTS."""
+    model = get_model("model1")
+    sim = model.simulate(seed=3)
+    approx = pystanmods.pathfinder(model, sim.data, seed=1, draws=2000, quiet=True)
+    nuts = pystanmods.fit(model, sim.data, engine="pystan", chains=4, iter_warmup=1000, iter_sampling=1000, seed=1,
+                          show_progress=False)
+    return approx, nuts
+
+
+def test_pathfinder_is_labelled_approximate_everywhere(model1_fits):
+    approx, _ = model1_fits
+    assert approx.approximate
+    for group in approx.idata.groups():
+        assert approx.idata[group].attrs["inference"] == "pathfinder (approximate)"
+        assert approx.idata[group].attrs["approximate"] == 1
+    assert "APPROXIMATE" in repr(approx)
+    assert approx.idata.posterior.sizes["chain"] == 1 and approx.idata.posterior.sizes["draw"] == 2000
+    assert set(approx.idata.sample_stats.data_vars) == {"lp", "lp_approx"}
+    with pytest.raises(ValueError, match="not a Markov chain"):
+        approx.diagnostics()
+
+
+def test_pathfinder_matches_nuts_on_a_near_normal_posterior(model1_fits):
+    # Model 1 on 20 cell lines has a posterior close to normal, where
+    # Pathfinder's normal approximation should be nearly exact. Monte Carlo
+    # error alone: 2000 resampled draws (fewer distinct, at most a few
+    # hundred effective) and 4000 NUTS draws put the difference of means at
+    # about 0.05-0.1 posterior sd and an sd ratio within about 5-10%. The
+    # bounds, 0.25 sd and [0.8, 1.25], leave room for the approximation's
+    # own error, and a posterior twice too narrow or wide (ratio 0.71 or
+    # 1.41, e.g. the likelihood counted twice) fails them.
+    approx, nuts = model1_fits
+    for name in ("alpha", "beta", "sigma"):
+        a = approx.idata.posterior[name].to_numpy().ravel()
+        b = nuts.idata.posterior[name].to_numpy().ravel()
+        assert abs(a.mean() - b.mean()) < 0.25 * b.std(), name
+        assert 0.8 < a.std() / b.std() < 1.25, name
+
+
+def test_pathfinder_keeps_the_data_labels_as_coords():
+    model = get_model("model2")
+    sim = model.simulate(seed=2)
+    approx = pystanmods.pathfinder(model, sim.data, seed=1, draws=200, quiet=True)
+    genes = sorted(sim.data["gene"].unique())
+    assert list(approx.idata.posterior["alpha_g"].coords["gene"].to_numpy()) == genes
+    assert approx.idata.posterior["alpha_g"].shape == (1, 200, len(genes))
+
+
+def test_column_major_columns_become_arrays_in_index_order():
+    import pandas as pd
+
+    columns = [f"m.{i}.{j}" for j in (1, 2, 3) for i in (1, 2)]  # Stan's order: the first index fastest
+    frame = pd.DataFrame([[10 * i + j for j in (1, 2, 3) for i in (1, 2)]], columns=columns)
+    frame["s"] = [5.0]
+    out = approximate._variables(frame)
+    np.testing.assert_array_equal(out["m"][0, 0], [[11, 12, 13], [21, 22, 23]])
+    assert out["s"].shape == (1, 1)
+
+
+def test_ctrl_c_stops_the_pathfinder_process(tmp_path: Path):
+    # A stand-in executable that records its pid and runs until killed.
+    pid_file = tmp_path / "pid"
+    fake = tmp_path / "pathfinder"
+    fake.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.alarm(2)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            approximate.run(fake, {"N": 1}, seed=1)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the Pathfinder process {pid} still runs after Ctrl-C")
+
+
+def test_a_failed_run_says_why(tmp_path: Path):
+    fake = tmp_path / "pathfinder"
+    fake.write_text("#!/bin/sh\necho 'approximate: cannot read data.json' >&2\nexit 70\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    with pytest.raises(RuntimeError, match="(?s)exit 70.*cannot read"):
+        approximate.run(fake, {"N": 1}, seed=1)

@@ -275,7 +275,7 @@ def pathfinder(
         seed = int(np.random.SeedSequence().entropy % (2**31 - 1))
     stan_data = data if isinstance(data, StanData) else model.prepare(data, columns, compute_log_lik=False,
                                                                        compute_y_rep=False)
-    program = Program(name=model.program_name(parameterization), code=model.stan_code(parameterization))
+    program = approximate.program_for(model, parameterization)
     start = time.perf_counter()
     executable = approximate.build(program, quiet=quiet)
     build_seconds = time.perf_counter() - start

@@ -113,3 +113,24 @@ def test_a_failed_run_says_why(tmp_path: Path):
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     with pytest.raises(RuntimeError, match="(?s)exit 70.*cannot read"):
         approximate.run(fake, {"N": 1}, seed=1)
+
+
+def test_depmap_fit_approximate_labels_every_file(tmp_path: Path):
+    from pystanmods.cli.main import main
+
+    out = tmp_path / "out"
+    genes = ["KRAS", "SOX10", "RPL3", "AAMP", "ABCE1", "ABCG8", "ACTL7A"]
+    assert main(["depmap", "fit", "benchmarks/data/depmap-sample", "--genes", *genes, "--approximate", "--seed", "1",
+                 "--quiet", "-o", str(out)]) == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert "README.txt" in files
+    assert all(name.startswith("approximate_") for name in files if name != "README.txt"), files
+    assert {"approximate_gene_effect.csv", "approximate_gene_dependency.csv", "approximate_fit.nc"} <= set(files)
+    assert (out / "README.txt").read_text().startswith("APPROXIMATE")
+    import pandas as pd
+
+    long = pd.read_csv(out / "approximate_gene_effect_long.csv")
+    assert set(long["inference"]) == {"pathfinder (approximate)"}
+    assert set(pd.read_csv(out / "approximate_guide_efficacy.csv")["inference"]) == {"pathfinder (approximate)"}
+    fit = pystanmods.StanFit.from_netcdf(out / "approximate_fit.nc")
+    assert fit.approximate and fit.idata.posterior.attrs["inference"] == "pathfinder (approximate)"

@@ -59,12 +59,27 @@ def build_key(program: Program) -> str:
     return cache_key(program.code, "approximate", _httpstan_stan_version(), options)
 
 
+def program_for(model: Any, parameterization: str) -> Program:
+    """The program of ``model`` that Pathfinder is built from (no engine options: it has its own)."""
+    return Program(name=model.program_name(parameterization), code=model.stan_code(parameterization))
+
+
+def _directory(program: Program) -> Path:
+    from pystanmods.compile.cache import cache_root
+
+    return cache_root() / "approximate" / f"{program.name}-{build_key(program)[:16]}"
+
+
+def is_built(program: Program) -> bool:
+    """Whether the Pathfinder executable of ``program`` is in the cache."""
+    return (_directory(program) / "pathfinder").is_file()
+
+
 def build(program: Program, *, quiet: bool = False) -> Path:
     """The Pathfinder executable of ``program``, compiled on first use (about as long as a model build)."""
-    from pystanmods.compile.cache import cache_root
     from pystanmods.engines.pystan import _stanc_with_options
 
-    directory = cache_root() / "approximate" / f"{program.name}-{build_key(program)[:16]}"
+    directory = _directory(program)
     executable = directory / "pathfinder"
     directory.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(directory) + ".lock"):

@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.pystanmods-installed
 JOBS   ?= 2
 # Models whose Pathfinder the tests run (pystanmods.pathfinder, depmap fit --approximate).
-PATHFINDER_MODELS ?= model1 model2 gene_effect
+PATHFINDER_MODELS ?= model1 gene_effect
 # The SBC runs committed in docs/sbc-results that `make sbc` reproduces (seed 1,
 # 100 simulations, each on its model record's `sbc` design and `sbc_fit` settings).
 SBC_RUNS ?= model1-centered model2-noncentered model3-noncentered model4-noncentered model5-noncentered model5_flat-noncentered gene_effect-noncentered model_a-noncentered model_b-noncentered model_lineage-noncentered model_c-noncentered

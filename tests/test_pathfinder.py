@@ -36,6 +36,9 @@ def test_pathfinder_is_labelled_approximate_everywhere(model1_fits):
     assert "APPROXIMATE" in repr(approx)
     assert approx.idata.posterior.sizes["chain"] == 1 and approx.idata.posterior.sizes["draw"] == 2000
     assert set(approx.idata.sample_stats.data_vars) == {"lp", "lp_approx"}
+    # A near-normal posterior: the importance weights are trusted and used.
+    assert approx.attrs["pathfinder_pareto_k"] <= approximate.PARETO_K_LIMIT
+    assert approx.attrs["pathfinder_resampled"] == 1
     with pytest.raises(ValueError, match="not a Markov chain"):
         approx.diagnostics()
 
@@ -58,12 +61,31 @@ def test_pathfinder_matches_nuts_on_a_near_normal_posterior(model1_fits):
 
 
 def test_pathfinder_keeps_the_data_labels_as_coords():
-    model = get_model("model2")
+    model = get_model("gene_effect")
     sim = model.simulate(seed=2)
-    approx = pystanmods.pathfinder(model, sim.data, seed=1, draws=200, quiet=True)
+    approx = pystanmods.pathfinder(model, sim.data, "noncentered", seed=1, draws=200, quiet=True)
     genes = sorted(sim.data["gene"].unique())
-    assert list(approx.idata.posterior["alpha_g"].coords["gene"].to_numpy()) == genes
-    assert approx.idata.posterior["alpha_g"].shape == (1, 200, len(genes))
+    assert list(approx.idata.posterior["mu_g"].coords["gene"].to_numpy()) == genes
+    assert list(approx.idata.posterior["k_s"].coords["sgrna"].to_numpy()) == sorted(sim.data["sgrna"].unique())
+    # 200 resampled draws, or 200 from each path that did not fail where Pareto k forbade resampling.
+    kept = 4 - approx.attrs["pathfinder_failed_paths"]
+    draws = 200 if approx.attrs["pathfinder_resampled"] else kept * 200
+    assert kept >= 1 and approx.idata.posterior["mu_g"].shape == (1, draws, len(genes))
+
+
+def test_importance_resampling_only_where_pareto_k_allows():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    # Ratios of an approximation close to its target: small k, resampled to the number asked.
+    close = pd.DataFrame({"lp__": rng.normal(0, 0.1, n), "lp_approx__": np.zeros(n), "x": np.arange(n)})
+    out, k = approximate.importance_resample(close, 1000, seed=1)
+    assert k < 0.5 and len(out) == 1000
+    # Ratios with a tail as heavy as Pareto's with shape 1/1.5 (k about 1.5): kept as they are.
+    heavy = pd.DataFrame({"lp__": np.log(rng.pareto(1 / 1.5, n) + 1), "lp_approx__": np.zeros(n), "x": np.arange(n)})
+    out, k = approximate.importance_resample(heavy, 1000, seed=1)
+    assert k > approximate.PARETO_K_LIMIT and len(out) == n and list(out["x"]) == list(range(n))
 
 
 def test_column_major_columns_become_arrays_in_index_order():

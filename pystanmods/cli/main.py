@@ -177,10 +177,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
         for parameterization in model.parameterizations:
             jobs.setdefault(model.program_name(parameterization), (model.name, parameterization, engine.name))
     for name in args.pathfinder:
-        # The program pystanmods.pathfinder runs by default; None marks a Pathfinder build.
+        # Every program of the model (depmap fit --approximate runs gene_effect's centered one,
+        # pystanmods.pathfinder the recommended); None marks a Pathfinder build.
         model = get_model(name)
-        parameterization = model.check_parameterization("noncentered")
-        jobs[f"{model.program_name(parameterization)} pathfinder"] = (model.name, parameterization, None)
+        for parameterization in model.parameterizations:
+            jobs[f"{model.program_name(parameterization)} pathfinder"] = (model.name, parameterization, None)
     print(f"{len(jobs)} programs for engine {engine.name} (Stan {engine.stan_version()}), {args.jobs} at a time")
     from tqdm import tqdm
 
@@ -277,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("pystan", "cmdstan"), default=None)
     p.add_argument("--jobs", type=int, default=1, help="programs compiled at once (default 1)")
     p.add_argument("--pathfinder", nargs="+", metavar="MODEL", default=[],
-                   help="also build Stan's Pathfinder for these models' non-centered programs "
+                   help="also build Stan's Pathfinder for every program of these models "
                    "(pystanmods.pathfinder, depmap fit --approximate)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_compile)

@@ -253,11 +253,11 @@ def fit_gene_effects(
         the screen, so ``rna`` can drop most of them.
     method : {"nuts", "pathfinder"}
         ``"pathfinder"``: a first look in a fraction of the time, by
-        :func:`pystanmods.pathfinder` on the non-centered program (the
-        ``parameterization`` and pilot do not apply). Its intervals are not
-        calibrated (too narrow as a rule; ``docs/gene-effects.md``), it has
-        no R-hat or ESS, and every output says so: the files are written as
-        ``approximate_*`` and ``README.txt`` opens with it.
+        :func:`pystanmods.pathfinder` on the same program, scales and
+        (jittered, one per path) inits as NUTS. Its intervals are not
+        calibrated (narrower than NUTS's; ``benchmarks/results/pathfinder``),
+        it has no R-hat or ESS, and every output says so: the files are
+        written as ``approximate_*`` and ``README.txt`` opens with it.
     **fit_options
         Passed to :func:`pystanmods.fit` (``chains``, ``iter_warmup``,
         ``iter_sampling``, ``seed``, ``adapt_delta``, ``show_progress``, ...),
@@ -303,8 +303,6 @@ def fit_gene_effects(
     if len(frame) == 0:
         raise DataError(f"no rows left after dropping those without covariates {covariates}: {drops}")
     seconds["prepare"] = time.perf_counter() - start
-    if method == "pathfinder":
-        parameterization = "noncentered"
     if parameterization == "recommended":
         n_lines = frame["cell_line"].nunique()
         parameterization = "centered" if n_lines >= CENTERED_FROM_LINES else "noncentered"
@@ -317,8 +315,9 @@ def fit_gene_effects(
         scales, inits = pilot(stan_data.data)
         stan_data.data.update(scales)
         if fit_options.get("inits") is None:
-            fit_options["inits"] = jittered_inits(inits, scales, int(fit_options.get("chains", 4)),
-                                                  fit_options.get("seed"))
+            # One start per chain, or per Pathfinder path.
+            starts = int(fit_options.get("paths" if method == "pathfinder" else "chains", 4))
+            fit_options["inits"] = jittered_inits(inits, scales, starts, fit_options.get("seed"))
     t = time.perf_counter()
     if method == "pathfinder":
         from pystanmods.sampling import pathfinder

@@ -120,25 +120,43 @@ def build(program: Program, *, quiet: bool = False) -> Path:
     return executable
 
 
-def run(executable: Path, data: dict[str, Any], *, seed: int, paths: int = 4, draws: int = 1000,
-        iterations: int = 1000, inits: dict[str, Any] | None = None) -> Draws:
-    """Run Pathfinder and return its resampled draws as one chain of ``draws``.
+#: Pareto k above which importance weights are not trusted (Vehtari et al. 2024, for
+#: a few thousand draws): above it the draws are kept as the paths gave them.
+PARETO_K_LIMIT = 0.7
 
-    ``sample_stats`` holds ``lp`` (Stan's log density) and ``lp_approx`` (the
-    approximation's), whose difference is each draw's log importance ratio.
+
+def run(executable: Path, data: dict[str, Any], *, seed: int, paths: int = 4, draws: int = 1000,
+        iterations: int = 1000, inits: dict[str, Any] | list[dict[str, Any]] | None = None) -> Draws:
+    """Run Pathfinder: ``draws`` draws from each path's normal approximation, then PSIS.
+
+    The log importance ratios ``lp - lp_approx`` of all ``paths x draws`` draws
+    are Pareto-smoothed (ArviZ's ``psislw``). Where their Pareto k is at most
+    :data:`PARETO_K_LIMIT`, ``draws`` draws are resampled by the smoothed
+    weights, as Stan's Pathfinder does; above it the weights would rest on a
+    handful of draws (on the DepMap sample, 2 distinct draws of 1,000), so
+    the approximations' own draws are returned, all ``paths x draws`` of
+    them. ``extra`` records k and which was done; ``sample_stats`` holds
+    ``lp`` (Stan's log density) and ``lp_approx`` (the approximation's).
+    ``inits``: one set for every path, or a list, path p starting from
+    entry p modulo its length.
     """
+    from pystanmods.engines.interrupts import sigterm_as_interrupt
+
     with tempfile.TemporaryDirectory(prefix="pystanmods-pathfinder-") as tmp:
         folder = Path(tmp)
         write_stan_json(folder / "data.json", data)
         args = [str(executable), f"data={folder / 'data.json'}", f"output={folder / 'draws.csv'}",
                 f"seed={seed}", f"paths={paths}", f"draws={draws}", f"iterations={iterations}"]
         if inits is not None:
-            write_stan_json(folder / "init.json", inits)
-            args.append(f"init={folder / 'init.json'}")
+            sets = [inits] if isinstance(inits, dict) else list(inits)
+            for i, values in enumerate(sets):
+                write_stan_json(folder / f"init{i}.json", values)
+            args.append("init=" + ",".join(str(folder / f"init{i}.json") for i in range(len(sets))))
         start = time.perf_counter()
         process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            _, messages = process.communicate()
+            with sigterm_as_interrupt():
+                _, messages = process.communicate()
         except BaseException:
             # Ctrl-C (or any error here) must not leave the run going.
             process.kill()
@@ -148,9 +166,31 @@ def run(executable: Path, data: dict[str, Any], *, seed: int, paths: int = 4, dr
         if process.returncode != 0:
             raise RuntimeError(f"Pathfinder failed (exit {process.returncode}):\n{messages[-4000:]}")
         frame = pd.read_csv(folder / "draws.csv", comment="#")
+    # Stan drops a path that fails (its L-BFGS or ELBO threw) and goes on with the rest.
+    failed = len(re.findall(r"Pathfinder iteration: \d+ failed", messages))
+    frame, k = importance_resample(frame, draws, seed)
     stats = {"lp": frame.pop("lp__").to_numpy()[None, :], "lp_approx": frame.pop("lp_approx__").to_numpy()[None, :]}
     return Draws(variables=_variables(frame), sample_stats=stats, sampling_seconds=seconds,
-                 extra={"messages": messages, "paths": paths})
+                 extra={"messages": messages, "paths": paths, "failed_paths": failed, "pareto_k": k,
+                        "resampled": k <= PARETO_K_LIMIT})
+
+
+def importance_resample(frame: pd.DataFrame, draws: int, seed: int) -> tuple[pd.DataFrame, float]:
+    """PSIS over Pathfinder's draws: ``draws`` resampled rows where Pareto k allows, else all rows; and k."""
+    import arviz as az
+    import xarray as xr
+
+    log_ratios = (frame["lp__"] - frame["lp_approx__"]).to_numpy()
+    finite = np.isfinite(log_ratios)
+    if not finite.any():
+        return frame, float("inf")
+    smoothed, k = az.psislw(xr.DataArray(np.where(finite, log_ratios, -np.inf), dims=["__sample__"]))
+    k = float(k)
+    if not k <= PARETO_K_LIMIT:
+        return frame.reset_index(drop=True), k
+    weights = np.exp(smoothed.to_numpy() - smoothed.to_numpy().max())
+    rows = np.random.default_rng(seed).choice(len(frame), size=draws, replace=True, p=weights / weights.sum())
+    return frame.iloc[rows].reset_index(drop=True), k
 
 
 def _variables(frame: pd.DataFrame) -> dict[str, np.ndarray]:

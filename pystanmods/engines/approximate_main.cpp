@@ -6,13 +6,16 @@
 // C++ (which defines new_model) into one executable per program and runs it
 // as a child process, so that Ctrl-C stops it as it stops CmdStan.
 //
-//   approximate data=FILE output=FILE [init=FILE] [seed=N] [paths=N]
-//               [draws=N] [iterations=N] [elbo_draws=N] [history=N]
+//   approximate data=FILE output=FILE [init=FILE[,FILE...]] [seed=N]
+//               [paths=N] [draws=N] [iterations=N] [elbo_draws=N] [history=N]
 //
-// data and init are Stan JSON. The output is CSV (lines starting "#" are
+// data and init are Stan JSON; with several init files, path p starts from
+// file p modulo their number. The output is CSV (lines starting "#" are
 // Stan's messages): lp_approx__, lp__ and every constrained parameter,
-// transformed parameter and generated quantity, one row per draw after
-// Pareto-smoothed importance resampling over the paths.
+// transformed parameter and generated quantity, draws rows per path, not
+// resampled: pystanmods computes the Pareto k of the importance ratios
+// (lp__ - lp_approx__) and resamples only where k says the weights can be
+// trusted, where Stan would resample whatever k is.
 
 #include <stan/callbacks/interrupt.hpp>
 #include <stan/callbacks/stream_logger.hpp>
@@ -89,10 +92,17 @@ int main(int argc, char** argv) {
     stan::model::model_base& model = new_model(*data, seed, &model_messages);
     std::cerr << model_messages.str();
 
+    std::vector<std::string> init_files;
+    if (args.count("init")) {
+      std::stringstream names(args["init"]);
+      for (std::string name; std::getline(names, name, ',');) {
+        init_files.push_back(name);
+      }
+    }
     std::vector<std::shared_ptr<stan::io::var_context>> inits;
     for (int p = 0; p < paths; ++p) {
-      inits.push_back(args.count("init") ? json_context(args["init"])
-                                         : std::make_shared<stan::io::empty_var_context>());
+      inits.push_back(init_files.empty() ? std::make_shared<stan::io::empty_var_context>()
+                                         : json_context(init_files[p % init_files.size()]));
     }
     stan::callbacks::interrupt interrupt;
     stan::callbacks::stream_logger logger(std::cerr, std::cerr, std::cerr, std::cerr, std::cerr);
@@ -110,7 +120,7 @@ int main(int argc, char** argv) {
     int code = stan::services::pathfinder::pathfinder_lbfgs_multi(
         model, inits, seed, 1, init_radius, history, init_alpha, tol_obj, tol_rel_obj, tol_grad, tol_rel_grad,
         tol_param, iterations, elbo_draws, draws, draws, paths, false, 0, interrupt, logger, init_writers,
-        path_parameters, path_diagnostics, output, diagnostics);
+        path_parameters, path_diagnostics, output, diagnostics, true, false);
     return code;
   } catch (const std::exception& error) {
     std::cerr << "approximate: " << error.what() << std::endl;

@@ -7,7 +7,7 @@ warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refacto
 
 from pystanmods.data import DataError, write_stan_json
 from pystanmods.models import get_model, list_models
-from pystanmods.sampling import compile_model, fit, log_prob
+from pystanmods.sampling import compile_model, fit, log_prob, pathfinder
 from pystanmods.stanfit import StanFit
 from pystanmods.stanfit.compare import compare
 
@@ -21,5 +21,6 @@ __all__ = [
     "get_model",
     "list_models",
     "log_prob",
+    "pathfinder",
     "write_stan_json",
 ]

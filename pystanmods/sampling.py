@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -215,6 +216,116 @@ def _keep(draws: Draws, variables: Sequence[str]) -> Draws:
         raise ValueError(f"variables {unknown} are not in the program; it has {sorted(draws.variables)}")
     kept = {k: v for k, v in draws.variables.items() if k in variables or k in ("log_lik", "y_rep")}
     return dataclasses.replace(draws, variables=kept)
+
+
+def pathfinder(
+    model: str | Model,
+    data: pd.DataFrame | StanData,
+    parameterization: str = "recommended",
+    *,
+    paths: int = 4,
+    draws: int = 1000,
+    iterations: int = 1000,
+    seed: int | None = None,
+    inits: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    columns: Mapping[str, str] | None = None,
+    variables: Sequence[str] | None = None,
+    quiet: bool = False,
+) -> StanFit:
+    """An approximate fit by Stan's Pathfinder: a first look, not a posterior to report.
+
+    Each of ``paths`` L-BFGS runs picks the normal approximation along its
+    path with the best ELBO and draws ``draws`` from it; the pooled draws are
+    then resampled by Pareto-smoothed importance weights where those can be
+    trusted (Stan's multi-path Pathfinder, CmdStan's defaults otherwise;
+    see Returns). It costs a few hundred
+    gradients per path where NUTS costs hundreds per draw, but its sds
+    tend to be too small and its draws are not a Markov chain, so R-hat,
+    ESS and divergences do not exist for it (``fit.diagnostics()`` refuses).
+    Every output says ``approximate``: the InferenceData attrs
+    (``inference = "pathfinder (approximate)"``, ``approximate = 1``), the
+    fit's repr, and the tables built from it.
+
+    Parameters
+    ----------
+    parameterization : {"recommended", "centered", "noncentered"}
+        As in :func:`fit`. The program and the start matter more here than
+        for NUTS: L-BFGS follows the density's shape from ``inits``. On 150
+        genes of the DepMap sample, the ``gene_effect`` centered program on
+        pilot scales from pilot inits (what ``depmap fit --approximate``
+        runs) gave gene x line means that correlate 0.994 with NUTS's, where
+        the non-centered one from random inits gave 0.79
+        (``benchmarks/results/pathfinder``).
+    paths, draws, iterations
+        Pathfinder's ``num_paths``, its draws per path (and after
+        resampling) and the L-BFGS iteration limit. The paths run on
+        threads, so 2 cores serve 2 paths at a time.
+    seed, columns, variables
+        As in :func:`fit`.
+    inits : mapping or sequence of mappings, optional
+        One start for every path, or one per path (cycled).
+
+    Returns
+    -------
+    StanFit
+        One "chain": ``draws`` draws resampled by Pareto-smoothed importance
+        weights where their Pareto k is at most 0.7, else the ``paths x
+        draws`` draws of the paths' approximations as they are (k and which
+        was done are in ``fit.attrs``: ``pathfinder_pareto_k``,
+        ``pathfinder_resampled``; a warning says so). ``sample_stats`` has
+        ``lp`` and ``lp_approx`` (Stan's and the approximation's log density).
+    """
+    from pystanmods.engines import approximate
+
+    model = get_model(model)
+    parameterization = model.check_parameterization(parameterization)
+    if paths < 1 or draws < 1 or iterations < 1:
+        raise ValueError(f"paths, draws and iterations must be positive, got {paths}, {draws}, {iterations}")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**31 - 1))
+    stan_data = data if isinstance(data, StanData) else model.prepare(data, columns, compute_log_lik=False,
+                                                                       compute_y_rep=False)
+    program = approximate.program_for(model, parameterization)
+    start = time.perf_counter()
+    executable = approximate.build(program, quiet=quiet)
+    build_seconds = time.perf_counter() - start
+    draws_ = approximate.run(executable, stan_data.data, seed=seed, paths=paths, draws=draws,
+                             iterations=iterations,
+                             inits=None if inits is None else dict(inits) if isinstance(inits, Mapping)
+                             else [dict(i) for i in inits])
+    if variables is not None:
+        draws_ = _keep(draws_, variables)
+    attrs = {
+        "model": model.name,
+        "parameterization": parameterization if model.hierarchical else "none",
+        "program": program.name,
+        "engine": "pathfinder",
+        "inference": "pathfinder (approximate)",
+        "approximate": 1,
+        "stan_version": approximate.stan_version(),
+        "seed": seed,
+        "pathfinder_paths": paths,
+        "pathfinder_draws": draws,
+        "pathfinder_iterations": iterations,
+        "pathfinder_failed_paths": draws_.extra["failed_paths"],
+        "pathfinder_pareto_k": draws_.extra["pareto_k"],
+        "pathfinder_resampled": int(draws_.extra["resampled"]),
+        "sampling_seconds": draws_.sampling_seconds,
+        "compile_seconds": build_seconds,
+        "pystanmods_version": _version(),
+    }
+    if draws_.extra["failed_paths"] and not quiet:
+        warnings.warn(f"{model.name}: {draws_.extra['failed_paths']} of {paths} Pathfinder paths failed and were "
+                      "dropped; the draws come from the others", stacklevel=2)
+    if not draws_.extra["resampled"] and not quiet:
+        warnings.warn(
+            f"{model.name}: Pathfinder's importance ratios have Pareto k {draws_.extra['pareto_k']:.2f} (above "
+            f"{approximate.PARETO_K_LIMIT}): the approximation is far from the posterior, so its draws are kept "
+            "as the paths gave them, not resampled; treat its intervals as a rough guide only",
+            stacklevel=2,
+        )
+    idata = to_inference_data(draws_, stan_data, model.outcome, attrs)
+    return StanFit(idata)
 
 
 def log_prob(

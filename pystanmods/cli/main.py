@@ -144,22 +144,44 @@ def _compile_one(job: tuple[str, str, str | None]) -> tuple[str, float, bool]:
     from pystanmods.sampling import compile_model
 
     name, parameterization, engine = job
+    if engine is None:
+        return _build_pathfinder(name, parameterization)
     compiled = compile_model(name, parameterization, engine)
     return compiled.program.name, compiled.compile_seconds, compiled.cached
+
+
+def _build_pathfinder(name: str, parameterization: str) -> tuple[str, float, bool]:
+    import time
+
+    from pystanmods.engines import approximate
+    from pystanmods.models import get_model
+
+    model = get_model(name)
+    program = approximate.program_for(model, parameterization)
+    start = time.perf_counter()
+    cached = approximate.is_built(program)
+    approximate.build(program, quiet=True)
+    return f"{program.name} (Pathfinder)", time.perf_counter() - start, cached
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from pystanmods.engines import get_engine
     from pystanmods.models import all_models, get_model
 
-    if not args.all and not args.models:
-        raise ValueError("name the models to compile, or pass --all")
+    if not args.all and not args.models and not args.pathfinder:
+        raise ValueError("name the models to compile, or pass --all or --pathfinder")
     models = all_models() if args.all else [get_model(m) for m in args.models]
     engine = get_engine(args.engine)
     jobs: dict[str, tuple[str, str, str | None]] = {}
     for model in models:
         for parameterization in model.parameterizations:
             jobs.setdefault(model.program_name(parameterization), (model.name, parameterization, engine.name))
+    for name in args.pathfinder:
+        # Every program of the model (depmap fit --approximate runs gene_effect's centered one,
+        # pystanmods.pathfinder the recommended); None marks a Pathfinder build.
+        model = get_model(name)
+        for parameterization in model.parameterizations:
+            jobs[f"{model.program_name(parameterization)} pathfinder"] = (model.name, parameterization, None)
     print(f"{len(jobs)} programs for engine {engine.name} (Stan {engine.stan_version()}), {args.jobs} at a time")
     from tqdm import tqdm
 
@@ -255,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every model and parameterization")
     p.add_argument("--engine", choices=("pystan", "cmdstan"), default=None)
     p.add_argument("--jobs", type=int, default=1, help="programs compiled at once (default 1)")
+    p.add_argument("--pathfinder", nargs="+", metavar="MODEL", default=[],
+                   help="also build Stan's Pathfinder for every program of these models "
+                   "(pystanmods.pathfinder, depmap fit --approximate)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_compile)
 

@@ -59,6 +59,10 @@ OUTPUTS = {
 }
 
 
+#: The prefix of every file an approximate (Pathfinder) fit writes.
+APPROXIMATE_PREFIX = "approximate_"
+
+
 @dataclass
 class GeneEffects:
     """The gene-effect outputs of one fit."""
@@ -97,26 +101,39 @@ class GeneEffects:
 
         directory = check_directory(out)
         directory.mkdir(parents=True, exist_ok=True)
+        approximate = getattr(self.fit, "approximate", False)
+
+        def path(name: str) -> Path:
+            # An approximate fit's files cannot be mistaken for a posterior's.
+            return directory / (f"{APPROXIMATE_PREFIX}{name}" if approximate else name)
+
         written = []
         # The fit first: it is what took time.
-        self.fit.to_netcdf(str(directory / "fit.nc"))
-        written.append(directory / "fit.nc")
+        self.fit.to_netcdf(str(path("fit.nc")))
+        written.append(path("fit.nc"))
         for name, frame in (("gene_effect.csv", self.gene_effect), ("gene_dependency.csv", self.gene_dependency)):
-            frame.to_csv(directory / name)
-            written.append(directory / name)
+            frame.to_csv(path(name))
+            written.append(path(name))
         long = self.table.assign(gene=self.table["gene"].map(self.gene_labels).fillna(self.table["gene"]))
-        long.to_csv(directory / "gene_effect_long.csv", index=False)
-        self.guide_efficacy.to_csv(directory / "guide_efficacy.csv", index=False)
-        self.control_separation.to_csv(directory / "control_separation.csv")
-        written += [directory / n for n in ("gene_effect_long.csv", "guide_efficacy.csv", "control_separation.csv")]
+        long.to_csv(path("gene_effect_long.csv"), index=False)
+        efficacy = self.guide_efficacy.assign(inference=self.fit.attrs["inference"]) if approximate \
+            else self.guide_efficacy
+        efficacy.to_csv(path("guide_efficacy.csv"), index=False)
+        self.control_separation.to_csv(path("control_separation.csv"))
+        written += [path(n) for n in ("gene_effect_long.csv", "guide_efficacy.csv", "control_separation.csv")]
         slopes = self.covariate_slopes
         if len(slopes):
-            slopes.to_csv(directory / "covariate_slopes.csv", index=False)
-            written.append(directory / "covariate_slopes.csv")
-        plot_qc(self, directory / "qc.png")
-        written.append(directory / "qc.png")
-        lines = [f"{name}: {text}." for name, text in OUTPUTS.items()
+            slopes.to_csv(path("covariate_slopes.csv"), index=False)
+            written.append(path("covariate_slopes.csv"))
+        plot_qc(self, path("qc.png"))
+        written.append(path("qc.png"))
+        lines = [f"{path(name).name}: {text}." for name, text in OUTPUTS.items()
                  if name != "covariate_slopes.csv" or len(slopes)]
+        if approximate:
+            lines.insert(0, f"APPROXIMATE: these files come from {self.fit.attrs['inference']}, not from MCMC. "
+                            "Its intervals and P(dependency) are not calibrated (too narrow as a rule) and it has "
+                            "no R-hat or ESS: confirm any call that matters with a NUTS fit (without "
+                            "--approximate).")
         lines.append(f"threshold of P(dependency): {self.table.attrs.get('threshold')}; "
                      f"central interval: {self.table.attrs.get('prob')}")
         (directory / "README.txt").write_text("\n".join(lines) + "\n")
@@ -198,6 +215,7 @@ def fit_gene_effects(
     use_pilot: bool = True,
     covariates: Sequence[str] = (),
     verbose: bool = True,
+    method: str = "nuts",
     **fit_options: Any,
 ) -> GeneEffects:
     """Fit the gene-effect matrix model to a DepMap release.
@@ -233,9 +251,18 @@ def fit_gene_effects(
         against the most common lineage). Rows lacking one are dropped and
         counted (``covariate_drops``); expression covers far fewer genes than
         the screen, so ``rna`` can drop most of them.
+    method : {"nuts", "pathfinder"}
+        ``"pathfinder"``: a first look in a fraction of the time, by
+        :func:`pystanmods.pathfinder` on the same program, scales and
+        (jittered, one per path) inits as NUTS. Its intervals are not
+        calibrated (narrower than NUTS's; ``benchmarks/results/pathfinder``),
+        it has no R-hat or ESS, and every output says so: the files are
+        written as ``approximate_*`` and ``README.txt`` opens with it.
     **fit_options
         Passed to :func:`pystanmods.fit` (``chains``, ``iter_warmup``,
-        ``iter_sampling``, ``seed``, ``adapt_delta``, ``show_progress``, ...).
+        ``iter_sampling``, ``seed``, ``adapt_delta``, ``show_progress``, ...),
+        or with Pathfinder to :func:`pystanmods.pathfinder` (``seed``,
+        ``paths``, ``draws``, ``iterations``).
 
     Returns
     -------
@@ -247,6 +274,8 @@ def fit_gene_effects(
         raise ValueError(f"threshold must be a finite effect size, got {threshold!r}")
     if not 0 < prob < 1:
         raise ValueError(f"prob must be between 0 and 1, got {prob!r}")
+    if method not in ("nuts", "pathfinder"):
+        raise ValueError(f"method must be 'nuts' or 'pathfinder', got {method!r}")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     rel = release if isinstance(release, Release) else read_release(release)
@@ -286,10 +315,16 @@ def fit_gene_effects(
         scales, inits = pilot(stan_data.data)
         stan_data.data.update(scales)
         if fit_options.get("inits") is None:
-            fit_options["inits"] = jittered_inits(inits, scales, int(fit_options.get("chains", 4)),
-                                                  fit_options.get("seed"))
+            # One start per chain, or per Pathfinder path.
+            starts = int(fit_options.get("paths" if method == "pathfinder" else "chains", 4))
+            fit_options["inits"] = jittered_inits(inits, scales, starts, fit_options.get("seed"))
     t = time.perf_counter()
-    fit = run_fit(model, stan_data, parameterization=parameterization, **fit_options)
+    if method == "pathfinder":
+        from pystanmods.sampling import pathfinder
+
+        fit = pathfinder(model, stan_data, parameterization, quiet=not verbose, **fit_options)
+    else:
+        fit = run_fit(model, stan_data, parameterization=parameterization, **fit_options)
     seconds["fit"] = time.perf_counter() - t
     t = time.perf_counter()
     labels = (frame.drop_duplicates("gene").set_index("gene")["entrez_id"]
@@ -311,7 +346,10 @@ def fit_gene_effects(
         prob=prob,
     )
     attrs = dict(table.attrs)
-    table = table.merge(gene_convergence(fit, frame), on="gene", how="left")
+    if not getattr(fit, "approximate", False):
+        table = table.merge(gene_convergence(fit, frame), on="gene", how="left")
+    else:
+        table = table.assign(inference=fit.attrs["inference"])
     table.attrs.update(attrs)  # merge keeps no attrs: threshold, interval and the scaling per draw
     matrix = depmap_matrix(table, "mean", gene_labels)
     separation = control_separation(matrix, ess, non)
@@ -378,6 +416,8 @@ def plot_qc(result: GeneEffects, path: str | Path) -> Path:
     ax.hist(result.guide_efficacy["efficacy_mean"], bins=40, color="tab:green")
     ax.set_xlabel("guide efficacy k (posterior mean)")
     ax.set_title("guides: most near 1, weak guides below (Chronos-like)")
+    if getattr(result.fit, "approximate", False):
+        fig.suptitle(f"APPROXIMATE: {result.fit.attrs['inference']}, not MCMC", color="tab:red")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

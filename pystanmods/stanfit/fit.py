@@ -49,6 +49,11 @@ class StanFit:
         return str(self.attrs["engine"])
 
     @property
+    def approximate(self) -> bool:
+        """Whether the draws are an approximation (Pathfinder), not MCMC."""
+        return bool(int(self.attrs.get("approximate", 0)))
+
+    @property
     def sampling_seconds(self) -> float:
         return float(self.attrs["sampling_seconds"])
 
@@ -76,7 +81,14 @@ class StanFit:
         """R-hat, bulk and tail ESS, divergences, tree-depth hits and E-BFMI.
 
         With ``warn``, each failed check is also issued as a warning in plain words.
+        An approximate fit has none of them and raises ``ValueError``.
         """
+        if self.approximate:
+            raise ValueError(
+                f"{self.model}: this fit is {self.attrs.get('inference', 'approximate')}: its draws are "
+                "resampled from a normal approximation, not a Markov chain, so R-hat, ESS and divergences do "
+                "not exist for it; compare it with a NUTS fit (pystanmods.fit) before trusting its intervals"
+            )
         result = diagnose(self.idata, max_treedepth=int(self.attrs.get("max_treedepth", 10)))
         if warn:
             import warnings
@@ -112,6 +124,9 @@ class StanFit:
 
     def __repr__(self) -> str:
         post = self.idata.posterior
+        if self.approximate:
+            return (f"<StanFit {self.model} ({self.parameterization}), APPROXIMATE by {self.engine}: "
+                    f"{post.sizes['draw']} draws, {self.sampling_seconds:.1f} s>")
         return (
             f"<StanFit {self.model} ({self.parameterization}, {self.engine}): "
             f"{post.sizes['chain']} chains x {post.sizes['draw']} draws, {self.sampling_seconds:.1f} s>"

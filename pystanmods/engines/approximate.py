@@ -3,8 +3,9 @@
 httpstan 4.13 offers NUTS and fixed_param only, but it ships the headers of
 Stan 2.35, whose ``stan::services::pathfinder::pathfinder_lbfgs_multi`` is
 what CmdStan's ``pathfinder`` method runs (Zhang et al. 2022: L-BFGS paths,
-a normal approximation chosen along each by its ELBO, then Pareto-smoothed
-importance resampling over the paths). ``approximate_main.cpp`` is a small
+a normal approximation chosen along each by its ELBO; Stan then resamples
+the paths' draws by Pareto-smoothed importance weights, which :func:`run`
+does only where their Pareto k allows). ``approximate_main.cpp`` is a small
 command-line front end to it; :func:`build` compiles it with a program's C++
 into one executable per program (cached), and :func:`run` runs that in a
 child process, as CmdStan runs, so that Ctrl-C stops it. The same build

@@ -176,11 +176,16 @@ def cmd_compile(args: argparse.Namespace) -> int:
     for model in models:
         for parameterization in model.parameterizations:
             jobs.setdefault(model.program_name(parameterization), (model.name, parameterization, engine.name))
+    programs = {m.program_name(p): (m, p) for m in all_models() for p in m.parameterizations}
     for name in args.pathfinder:
-        # Every program of the model (depmap fit --approximate runs gene_effect's centered one,
-        # pystanmods.pathfinder the recommended); None marks a Pathfinder build.
-        model = get_model(name)
-        for parameterization in model.parameterizations:
+        # A program by its name, or every program of a model; None marks a Pathfinder build.
+        if name in programs:
+            model, parameterization = programs[name]
+            chosen = [parameterization]
+        else:
+            model = get_model(name)
+            chosen = list(model.parameterizations)
+        for parameterization in chosen:
             jobs[f"{model.program_name(parameterization)} pathfinder"] = (model.name, parameterization, None)
     print(f"{len(jobs)} programs for engine {engine.name} (Stan {engine.stan_version()}), {args.jobs} at a time")
     from tqdm import tqdm
@@ -277,9 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every model and parameterization")
     p.add_argument("--engine", choices=("pystan", "cmdstan"), default=None)
     p.add_argument("--jobs", type=int, default=1, help="programs compiled at once (default 1)")
-    p.add_argument("--pathfinder", nargs="+", metavar="MODEL", default=[],
-                   help="also build Stan's Pathfinder for every program of these models "
-                   "(pystanmods.pathfinder, depmap fit --approximate)")
+    p.add_argument("--pathfinder", nargs="+", metavar="PROGRAM", default=[],
+                   help="also build Stan's Pathfinder for these programs (e.g. gene_effect_centered), or every "
+                   "program of these models (pystanmods.pathfinder, depmap fit --approximate)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_compile)
 

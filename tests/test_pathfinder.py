@@ -46,12 +46,13 @@ def test_pathfinder_is_labelled_approximate_everywhere(model1_fits):
 def test_pathfinder_matches_nuts_on_a_near_normal_posterior(model1_fits):
     # Model 1 on 20 cell lines has a posterior close to normal, where
     # Pathfinder's normal approximation should be nearly exact. Monte Carlo
-    # error alone: 2000 resampled draws (fewer distinct, at most a few
-    # hundred effective) and 4000 NUTS draws put the difference of means at
-    # about 0.05-0.1 posterior sd and an sd ratio within about 5-10%. The
-    # bounds, 0.25 sd and [0.8, 1.25], leave room for the approximation's
-    # own error, and a posterior twice too narrow or wide (ratio 0.71 or
-    # 1.41, e.g. the likelihood counted twice) fails them.
+    # error alone: 2000 draws resampled with nearly equal weights from 4 x
+    # 2000, against 4000 NUTS draws, puts the difference of means at a few
+    # hundredths of a posterior sd (se about 0.03) and the sd ratio within a
+    # few per cent. The bounds, 0.25 sd and [0.8, 1.25], leave room for the
+    # approximation's own error (seen: 0.02-0.10 sd, ratios 0.92-1.00), and
+    # a posterior with twice the data (sds 0.71 times as large, e.g. the
+    # likelihood counted twice) fails them: seen 0.59-0.66.
     approx, nuts = model1_fits
     for name in ("alpha", "beta", "sigma"):
         a = approx.idata.posterior[name].to_numpy().ravel()

@@ -321,7 +321,7 @@ def pathfinder(
         warnings.warn(
             f"{model.name}: Pathfinder's importance ratios have Pareto k {draws_.extra['pareto_k']:.2f} (above "
             f"{approximate.PARETO_K_LIMIT}): the approximation is far from the posterior, so its draws are kept "
-            "as the paths gave them, not resampled; treat its intervals as a rough guide only",
+            "as the paths gave them, not resampled; read its means, not its intervals",
             stacklevel=2,
         )
     idata = to_inference_data(draws_, stan_data, model.outcome, attrs)

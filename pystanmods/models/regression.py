@@ -108,7 +108,9 @@ class Model2(Model):
         # SBC (make sbc; docs/sbc-results/model2-noncentered), non-centered, 100 simulations
         # at 2 x (1000 + 2000), adapt_delta 0.999: 1 of 100 fits unconverged (PASS); at
         # 2 x (500 + 500), 55% of 200. The centered program on the same design and data
-        # sets (model2-centered): 83% (INCONCLUSIVE).
+        # sets (model2-centered): 83% (INCONCLUSIVE). Pilots of the centered program at 100 and
+        # 2,000 rows per gene: 40% and 15% of 20; under these priors a funnel draw stays likely
+        # until about 10^4 rows per gene (docs/sbc-results/centered-design).
         sbc={"n_genes": 3, "n_cell_lines": 10},
         sbc_fit={"iter_warmup": 1000, "iter_sampling": 2000, "adapt_delta": 0.999},
         limitations=(

@@ -154,6 +154,40 @@ def test_make_sbc_reruns_the_committed_runs() -> None:
         assert fit == {**FIT_DEFAULTS, **design.settings}, label
 
 
+def test_readme_sbc_table_matches_the_committed_runs() -> None:
+    """The README's SBC table is what the committed files of every SBC_RUNS run
+    say, line for line, and each report's verdict is the one its fits and
+    uniformity tests give by the 10% rule (a hand edit of either fails here)."""
+    from pystanmods.sbc import committed
+
+    root = Path(__file__).resolve().parents[1]
+    assert committed.readme_block((root / "README.md").read_text()) == committed.table(root)
+    for label in committed.makefile_runs(root):
+        result = committed.load(root / "docs" / "sbc-results" / label)
+        verdict = re.search(r"\*\*Verdict:\*\* \S+ \S+: (\w+)", result.out.joinpath("report.md").read_text())
+        assert verdict.group(1) == result.status, label
+
+
+def test_readme_sbc_table_check_can_fail(tmp_path: Path) -> None:
+    """One more divergent fit in a committed run changes its row, and its
+    verdict where the run sat at the 10% limit (Model 4 non-centered)."""
+    import shutil
+
+    from pystanmods.sbc import committed
+
+    folder = Path(__file__).resolve().parents[1] / "docs" / "sbc-results" / "model4-noncentered"
+    copy = tmp_path / "model4-noncentered"
+    shutil.copytree(folder, copy)
+    before = committed.row("model4-noncentered", committed.load(copy))
+    fits = committed.load(copy).fits
+    clean = fits.index[(fits["divergences"] == 0) & (fits["max_rhat"] < 1.01)][0]
+    fits.loc[clean, "divergences"] = 1
+    fits.to_csv(copy / "fits.csv", index=False)
+    after = committed.row("model4-noncentered", committed.load(copy))
+    assert before["verdict"] == "PASS" and after["verdict"] == "INCONCLUSIVE"
+    assert before["not converged"] != after["not converged"]
+
+
 def test_lineage_prior_draws_are_already_identified() -> None:
     """Drawn under the program's constraints, the truth is the draw itself:
     nothing of theta_gl moves into lambda_l, epsilon_g or mu_epsilon."""

@@ -68,7 +68,8 @@ bench-depmap: $(STAMP)
 	$(PY) -m benchmarks.depmap_compare benchmarks/data/depmap-sample --out benchmarks/results/depmap_sample $(DEPMAP_BENCH_ARGS)
 
 sbc: models
-	$(PY) examples/sbc_every_model.py --sims 100 --seed 1 --out docs/sbc-results --only $(SBC_RUNS)
+	$(PY) examples/sbc_every_model.py --sims 100 --seed 1 --out docs/sbc-results --only $(SBC_RUNS); \
+	status=$$?; $(PY) -m pystanmods.sbc.committed; exit $$status
 
 cmdstan: $(STAMP)
 	$(PY) -m pystanmods.cli.main install-cmdstan

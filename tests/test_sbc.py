@@ -130,11 +130,12 @@ def test_make_sbc_reruns_the_committed_runs() -> None:
     in docs/sbc-results, with its ranks, under exactly the sizes and sampler
     settings its record's design gives now: a record changed without a rerun,
     or a run committed under other settings, fails here."""
+    from pystanmods.sbc.committed import makefile_runs
     from pystanmods.sbc.core import FIT_DEFAULTS
 
     root = Path(__file__).resolve().parents[1]
     makefile = (root / "Makefile").read_text()
-    labels = re.search(r"^SBC_RUNS \?= (.*)$", makefile, re.M).group(1).split()
+    labels = makefile_runs(root)
     command = re.search(r"^sbc:.*\n\t(.*)$", makefile, re.M).group(1)
     assert "--sims 100" in command and "--seed 1" in command and "--only $(SBC_RUNS)" in command
     by_label = {d.label: d for d in designs()}

@@ -289,10 +289,9 @@ def pathfinder(
     start = time.perf_counter()
     executable = approximate.build(program, quiet=quiet)
     build_seconds = time.perf_counter() - start
+    starts = None if inits is None else [inits] if isinstance(inits, Mapping) else list(inits)
     draws_ = approximate.run(executable, stan_data.data, seed=seed, paths=paths, draws=draws,
-                             iterations=iterations,
-                             inits=None if inits is None else dict(inits) if isinstance(inits, Mapping)
-                             else [dict(i) for i in inits])
+                             iterations=iterations, inits=starts)
     if variables is not None:
         draws_ = _keep(draws_, variables)
     attrs = {

@@ -18,6 +18,7 @@ import re
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,7 @@ PARETO_K_LIMIT = 0.7
 
 
 def run(executable: Path, data: dict[str, Any], *, seed: int, paths: int = 4, draws: int = 1000,
-        iterations: int = 1000, inits: dict[str, Any] | list[dict[str, Any]] | None = None) -> Draws:
+        iterations: int = 1000, inits: Sequence[Mapping[str, Any]] | None = None) -> Draws:
     """Run Pathfinder: ``draws`` draws from each path's normal approximation, then PSIS.
 
     The log importance ratios ``lp - lp_approx`` of all ``paths x draws`` draws
@@ -138,8 +139,8 @@ def run(executable: Path, data: dict[str, Any], *, seed: int, paths: int = 4, dr
     the approximations' own draws are returned, all ``paths x draws`` of
     them. ``extra`` records k and which was done; ``sample_stats`` holds
     ``lp`` (Stan's log density) and ``lp_approx`` (the approximation's).
-    ``inits``: one set for every path, or a list, path p starting from
-    entry p modulo its length.
+    ``inits``: a list of starts, path p starting from entry p modulo its
+    length (one entry: every path from it).
     """
     from pystanmods.engines.interrupts import sigterm_as_interrupt
 
@@ -149,10 +150,9 @@ def run(executable: Path, data: dict[str, Any], *, seed: int, paths: int = 4, dr
         args = [str(executable), f"data={folder / 'data.json'}", f"output={folder / 'draws.csv'}",
                 f"seed={seed}", f"paths={paths}", f"draws={draws}", f"iterations={iterations}"]
         if inits is not None:
-            sets = [inits] if isinstance(inits, dict) else list(inits)
-            for i, values in enumerate(sets):
+            for i, values in enumerate(inits):
                 write_stan_json(folder / f"init{i}.json", values)
-            args.append("init=" + ",".join(str(folder / f"init{i}.json") for i in range(len(sets))))
+            args.append("init=" + ",".join(str(folder / f"init{i}.json") for i in range(len(inits))))
         start = time.perf_counter()
         process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:

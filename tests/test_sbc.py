@@ -179,8 +179,9 @@ def test_readme_sbc_table_check_can_fail(tmp_path: Path) -> None:
     folder = Path(__file__).resolve().parents[1] / "docs" / "sbc-results" / "model4-noncentered"
     copy = tmp_path / "model4-noncentered"
     shutil.copytree(folder, copy)
-    before = committed.row("model4-noncentered", committed.load(copy))
-    fits = committed.load(copy).fits
+    result = committed.load(copy)
+    before = committed.row("model4-noncentered", result)
+    fits = result.fits
     clean = fits.index[(fits["divergences"] == 0) & (fits["max_rhat"] < 1.01)][0]
     fits.loc[clean, "divergences"] = 1
     fits.to_csv(copy / "fits.csv", index=False)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from pystanmods.sbc.core import RHAT_LIMIT, SBCResult
+from pystanmods.sbc.report import markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The README lines between which :func:`table` stands.
@@ -91,23 +92,24 @@ def row(label: str, result: SBCResult) -> dict[str, str]:
 def table(root: Path = ROOT) -> str:
     """The Markdown table of every run in ``SBC_RUNS``, from ``docs/sbc-results``."""
     folder = root / "docs" / "sbc-results"
-    rows = [row(label, load(folder / label)) for label in makefile_runs(root)]
-    header = list(rows[0])
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(r[h] for h in header) + " |" for r in rows]
-    return "\n".join(lines)
+    return markdown_table(pd.DataFrame([row(label, load(folder / label)) for label in makefile_runs(root)]))
+
+
+def _span(text: str) -> tuple[int, int]:
+    """Where the table stands in ``text``: after :data:`BEGIN`, up to :data:`END`."""
+    return text.index(BEGIN) + len(BEGIN), text.index(END)
 
 
 def readme_block(text: str) -> str:
     """The lines of ``text`` between :data:`BEGIN` and :data:`END`."""
-    start, stop = text.index(BEGIN) + len(BEGIN), text.index(END)
+    start, stop = _span(text)
     return text[start:stop].strip("\n")
 
 
 def main() -> int:
     readme = ROOT / "README.md"
     text = readme.read_text()
-    start, stop = text.index(BEGIN) + len(BEGIN), text.index(END)
+    start, stop = _span(text)
     readme.write_text(f"{text[:start]}\n{table()}\n{text[stop:]}")
     print(f"{readme}: SBC table of {len(makefile_runs())} runs rendered")
     return 0

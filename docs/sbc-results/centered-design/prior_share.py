@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pystanmods.models import get_model
+from pystanmods.models import Model, get_model
 
 HERE = Path(__file__).resolve().parent
 # The funnel's neck: a group sd below about twice the rows' standard error.
@@ -41,9 +41,8 @@ def has_funnel(draw: dict | pd.DataFrame, n: int) -> bool | pd.Series:
     return (se > RATIO * draw["sigma_alpha"]) | (se > RATIO * draw["sigma_beta"])
 
 
-def observed(path: Path, n_genes: int, n: int) -> str:
+def observed(model: Model, path: Path, n_genes: int, n: int) -> str:
     """Unconverged fits, split by whether their own drawn scales have a funnel."""
-    model = get_model("model2")
     fits = pd.read_csv(path)
     bad = (fits["divergences"] > 0) | (fits["max_rhat"] >= 1.01)
     # Each fit's data seed redraws its truth exactly as the run drew it.
@@ -69,7 +68,7 @@ def main() -> None:
         seen, run = " |  | ", "not run"
         if n in OBSERVED:
             name, n_genes, run = OBSERVED[n]
-            seen = observed(HERE / name, n_genes, n)
+            seen = observed(model, HERE / name, n_genes, n)
         lines.append(f"| {n:,} | {has_funnel(draws, n).mean():.1%} | {seen} | {run} |")
     table = "\n".join(lines)
     print(table)

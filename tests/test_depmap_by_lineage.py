@@ -208,3 +208,47 @@ def test_a_failing_lineage_is_reported_and_the_others_finish(client, tmp_path: P
     assert not (out / "Skin").exists() and not list(out.glob(".Skin*"))
     record = json.loads((out / "Skin.json").read_text())
     assert record["status"] == "failed" and "Traceback" in record["traceback"]
+
+
+def test_approximate_by_lineage_names_every_file_and_leaves_a_nuts_run_alone(client, tmp_path: Path) -> None:
+    # Plumbing and labels, not calibration: Pathfinder against NUTS is measured
+    # in benchmarks/results/pathfinder. The centered program's Pathfinder is the
+    # one `make models` builds for the tests.
+    release = simulated_release(tmp_path / "rel", n_lineages=2, lines_per_lineage=3, seed=8, **SMALL)
+    out = tmp_path / "out"
+    nuts = fit_gene_effects_by(release, out=out, client=client, seed=2, **FIT)
+    nuts_files = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    command = [str(release), "--all", "--by", "lineage", "--approximate", "--parameterization", "centered",
+               "--scheduler", client.scheduler.address, "--seed", "2", "--quiet", "-o", str(out)]
+    run = cli(*command)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert run.stdout.startswith("APPROXIMATE") and "Lung: ok (fitted)" in run.stdout and "Pareto k" in run.stdout
+    # The NUTS run's files are untouched and its records still reuse its lineages.
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()
+            and not p.relative_to(out).parts[0].startswith("approximate_")} == nuts_files
+    # Every file the approximate run wrote says so in its name, at the top and in each lineage's folder.
+    written = [p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.relative_to(out) not in nuts_files]
+    assert written and all(p.parts[0].startswith("approximate_") for p in written), written
+    assert all(p.name.startswith("approximate_") or p.name == "README.txt" for p in written), written
+    summary = pd.read_csv(out / "approximate_lineages.csv").set_index("lineage")
+    for lineage in ("Lung", "Skin"):
+        assert (out / f"approximate_{lineage}" / "README.txt").read_text().startswith("APPROXIMATE")
+    assert list(summary.index) == ["Lung", "Skin"] and list(summary["status"]) == ["ok", "ok"] and set(summary["inference"]) == {"pathfinder (approximate)"}
+    assert summary["max_rhat"].isna().all() and summary["pathfinder_pareto_k"].notna().all()
+    assert set(pd.read_csv(out / "lineages.csv")["inference"]) == {"nuts"}
+    effect = pd.read_csv(out / "approximate_gene_effect.csv", index_col=0)
+    truth = pd.read_csv(release / "truth_gene_effect.csv", index_col=0)
+    assert list(effect.index) == list(nuts.summary["models"].str.split(";").sum())
+    # Rows given to the wrong line or lineage would not follow that line's
+    # truth; Pathfinder's means track NUTS's closely (correlation 0.99 on the
+    # sample), and NUTS's lines correlate above 0.8 with theta in the
+    # end-to-end test above, so 0.7 leaves room only for the approximation.
+    for line in effect.index:
+        assert np.corrcoef(effect.loc[line], truth.loc[line, effect.columns])[0, 1] > 0.7, line
+    again = cli(*command)
+    assert again.returncode == 0 and "2 of 2 lineages finished (2 from an earlier run)" in again.stdout
+    # Pathfinder takes its own settings, not NUTS's; a misspelt method is refused.
+    with pytest.raises(TypeError, match=r"\['chains'\] are not settings of a Pathfinder fit"):
+        fit_gene_effects_by(release, out=out, method="pathfinder", chains=2)
+    with pytest.raises(ValueError, match="method must be 'nuts' or 'pathfinder', got 'laplace'"):
+        fit_gene_effects_by(release, out=out, method="laplace")

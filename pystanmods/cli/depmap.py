@@ -113,8 +113,9 @@ def _add_fit(commands: argparse._SubParsersAction) -> None:
     add_cluster_arguments(fit)
     fit.add_argument(
         "--approximate", action="store_true",
-        help="a first look by Stan's Pathfinder (non-centered program) instead of NUTS: minutes instead of hours, "
-        "but its intervals are not calibrated and it has no R-hat; files are written as approximate_*",
+        help="a first look by Stan's Pathfinder instead of NUTS, on the same program, scales and starts: minutes "
+        "instead of hours, but its intervals are not calibrated and it has no R-hat; every file is named "
+        "approximate_* (with --by lineage too); NUTS's sampler settings are ignored",
     )
     fit.add_argument("--quiet", action="store_true", help="no progress bar and no prepare report")
     fit.add_argument("-o", "--out", required=True, metavar="DIR", help="directory of the outputs (created)")
@@ -129,15 +130,14 @@ def fit_handler(args: argparse.Namespace) -> int:
     out = check_directory(args.out, "output directory")
     genes = _read_genes_file(args.genes_file) if args.genes_file else args.genes
     essential, nonessential = args.controls if args.controls else (None, None)
-    if args.by and args.approximate:
-        raise ValueError("--approximate fits one release or subset at a time; it does not run with --by yet")
     if args.by:
         return _fit_by(args, out, genes, essential, nonessential)
     if args.scheduler or args.workers is not None:
         raise ValueError("--scheduler and --workers run lineage fits on Dask: add --by lineage")
     if args.approximate:
-        # Pathfinder takes none of NUTS's settings but the seed.
-        options: dict[str, object] = {"method": "pathfinder", "seed": args.seed}
+        # Pathfinder takes none of NUTS's settings but the program and the seed.
+        options: dict[str, object] = {"method": "pathfinder", "parameterization": args.parameterization,
+                                      "seed": args.seed}
     else:
         options = {"show_progress": not args.quiet, **sampler_options(args)}
     result = fit_gene_effects(
@@ -168,17 +168,27 @@ def fit_handler(args: argparse.Namespace) -> int:
 def _fit_by(args: argparse.Namespace, out: Path, genes: list[str] | None, essential: str | None,
             nonessential: str | None) -> int:
     """``depmap fit --by lineage``: one fit per lineage on Dask, a summary line per lineage."""
-    from pystanmods.depmap.by_group import NO_LINEAGE, UNUSABLE, fit_gene_effects_by
+    from pystanmods.depmap.by_group import NO_LINEAGE, SUMMARY_FILE, UNUSABLE, fit_gene_effects_by
+    from pystanmods.depmap.gene_effects import APPROXIMATE_PREFIX
 
-    options = sampler_options(args)
+    summary_file = (APPROXIMATE_PREFIX if args.approximate else "") + SUMMARY_FILE
+
+    # Pathfinder takes none of NUTS's settings but the program; the run seed is the same for both.
+    options = ({"method": "pathfinder", "parameterization": args.parameterization} if args.approximate
+               else {k: v for k, v in sampler_options(args).items() if k != "seed"})
     result = fit_gene_effects_by(
         args.release_dir, args.by, out=out, genes=genes, cell_lines=args.cell_lines, essential=essential,
         nonessential=nonessential, threshold=args.threshold, prob=args.prob, covariates=args.covariates,
-        progress=not args.quiet, **cluster_options(args), **options,
+        progress=not args.quiet, seed=args.seed, **cluster_options(args), **options,
     )
     summary = result.summary
+    if args.approximate:
+        print("APPROXIMATE fits (Pathfinder): no R-hat or ESS; intervals not calibrated; files named approximate_*")
     for row in summary.itertuples():
-        if row.status == "ok":
+        if row.status == "ok" and args.approximate:
+            print(f"{row.lineage}: ok ({row.action}), {row.cell_lines} lines x {row.genes} genes, {row.seconds:.1f} s, "
+                  f"APPROXIMATE, Pareto k {row.pathfinder_pareto_k:.2f}, {row.pathfinder_failed_paths:.0f} failed paths")
+        elif row.status == "ok":
             print(f"{row.lineage}: ok ({row.action}), {row.cell_lines} lines x {row.genes} genes, {row.seconds:.1f} s, "
                   f"max R-hat {row.max_rhat:.3f}, min bulk ESS {row.min_ess_bulk:.0f}, {row.divergences:.0f} divergences")
         else:
@@ -188,7 +198,7 @@ def _fit_by(args: argparse.Namespace, out: Path, genes: list[str] | None, essent
     lineages = summary[~summary["lineage"].isin([NO_LINEAGE, UNUSABLE])]
     print(f"{len(fitted)} of {len(lineages)} lineages finished ({reused} from an earlier run), "
           f"{len(result.skipped)} skipped with fewer than 2 lines, {len(result.unassigned)} screened lines without a "
-          f"lineage, {len(result.unusable)} unusable; summary in {out / 'lineages.csv'}")
+          f"lineage, {len(result.unusable)} unusable; summary in {out / summary_file}")
     warned = fitted[fitted["diagnostics_ok"] == False]  # noqa: E712
     if len(warned):
         print(f"diagnostic warnings in {len(warned)} lineage(s): {', '.join(map(str, warned['lineage']))} "

@@ -11,6 +11,12 @@ written; a lineage that fails is recorded and the others go on.
 Each lineage fit estimates its own guide efficacies and is scaled to its own
 controls; docs/gene-effects.md ("A release by lineage") says why and what
 that costs.
+
+With ``method="pathfinder"`` each lineage is a first look by Stan's
+Pathfinder instead of NUTS. Every file of such a run carries
+:data:`~pystanmods.depmap.gene_effects.APPROXIMATE_PREFIX` (the lineage
+folders and records too), so an approximate run and a NUTS run can share one
+output directory without either reusing or overwriting the other's lineages.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from pystanmods.batch.groups import (
     settle,
 )
 from pystanmods.data import DataError
+from pystanmods.depmap.gene_effects import APPROXIMATE_PREFIX
 from pystanmods.depmap.logfc import select_sequences
 from pystanmods.depmap.qc import CONTROL_FILES
 from pystanmods.depmap.release import MODELS, PDNA, Release, read_release
@@ -53,8 +60,12 @@ COMBINED = ("gene_effect.csv", "gene_dependency.csv")
 SUMMARY_COLUMNS = (
     "lineage", "status", "action", "reason", "cell_lines", "genes", "seconds", "fit_seconds", "max_rhat",
     "min_ess_bulk", "divergences", "diagnostics_ok", "worker_peak_rss_mb", "sampler_peak_rss_mb", "worker",
-    "directory", "models",
+    "directory", "models", "inference", "pathfinder_pareto_k", "pathfinder_failed_paths",
 )
+#: The summary's file name; an approximate run writes it with the prefix.
+SUMMARY_FILE = "lineages.csv"
+#: Settings of :func:`pystanmods.pathfinder` a lineage's first look takes.
+PATHFINDER_OPTIONS = ("paths", "draws", "iterations")
 #: The ``lineage`` of the summary row that counts usable lines without one.
 NO_LINEAGE = "(no lineage)"
 #: The ``lineage`` of the summary row that counts lines no fit can use.
@@ -72,7 +83,8 @@ class LineageFits:
     ----------
     summary : pandas.DataFrame
         One row per lineage (columns :data:`SUMMARY_COLUMNS`), also written to
-        ``out/lineages.csv``; ``status`` is ``ok``, ``failed`` or ``skipped``
+        ``out/lineages.csv`` (``out/approximate_lineages.csv`` for a Pathfinder
+        run, whose rows have no R-hat, ESS or divergences); ``status`` is ``ok``, ``failed`` or ``skipped``
         (too few cell lines, or the row of lines without a lineage), ``action``
         ``fitted`` or ``reused`` (finished by an earlier run).
     out : pathlib.Path
@@ -174,7 +186,9 @@ def fit_lineage(
     try:
         # PyStan writes "Building: found in cache" to stderr on every fit.
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-            result = fit_gene_effects(release, cell_lines=lines, verbose=False, show_progress=False, **options)
+            # Pathfinder shows no progress bar; NUTS's is turned off.
+            quiet = {} if options.get("method") == "pathfinder" else {"show_progress": False}
+            result = fit_gene_effects(release, cell_lines=lines, verbose=False, **quiet, **options)
         shutil.rmtree(tmp, ignore_errors=True)
         result.write(tmp)
         digests = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
@@ -182,7 +196,6 @@ def fit_lineage(
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        diagnostics = result.fit.diagnostics(warn=False)
         record.update(
             status="ok",
             file=stem,
@@ -190,10 +203,16 @@ def fit_lineage(
             cell_lines=int(result.frame["cell_line"].nunique()),
             genes=int(result.frame["gene"].nunique()),
             fit_seconds=result.seconds.get("fit"),
-            diagnostics_ok=diagnostics.ok,
-            problems=" | ".join(diagnostics.problems),
-            **diagnostics.as_dict(),
+            inference=result.fit.attrs.get("inference", "nuts"),
         )
+        if result.fit.approximate:
+            # No Markov chain, so no R-hat, ESS or divergences: what Pathfinder says of itself instead.
+            record.update(pathfinder_pareto_k=result.fit.attrs["pathfinder_pareto_k"],
+                          pathfinder_failed_paths=result.fit.attrs["pathfinder_failed_paths"])
+        else:
+            diagnostics = result.fit.diagnostics(warn=False)
+            record.update(diagnostics_ok=diagnostics.ok, problems=" | ".join(diagnostics.problems),
+                          **diagnostics.as_dict())
     except Exception as error:  # a failing lineage must not stop the others
         shutil.rmtree(tmp, ignore_errors=True)
         record.update(status="failed", error=" ".join(f"{type(error).__name__}: {error}".split()),
@@ -239,16 +258,17 @@ def _release_digest(release: Release, controls: Iterable[Any]) -> dict[str, str]
     return digest
 
 
-def combine(out: Path, summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def combine(out: Path, summary: pd.DataFrame, prefix: str = "") -> dict[str, pd.DataFrame]:
     """Stack the finished lineages' matrices into ``out/gene_effect.csv`` and ``out/gene_dependency.csv``.
 
     Lineages have disjoint cell lines, so their rows stack; a gene a lineage
     did not fit is an empty cell in its rows. Stale combined files are removed
-    when no lineage finished.
+    when no lineage finished. ``prefix`` is that of every file name, the
+    lineages' and the combined ones (:data:`APPROXIMATE_PREFIX` for Pathfinder).
     """
     done = summary[(summary["status"] == "ok")]
     combined: dict[str, pd.DataFrame] = {}
-    for name in COMBINED:
+    for name in (prefix + name for name in COMBINED):
         target = out / name
         if done.empty:
             target.unlink(missing_ok=True)
@@ -302,8 +322,10 @@ def fit_gene_effects_by(
         :func:`pystanmods.depmap.fit_gene_effects`'s options (``genes``,
         ``cell_lines``: the lines to split, ``essential``, ``nonessential``,
         ``threshold``, ``prob``, ``parameterization``, ``use_pilot``,
-        ``covariates``: not ``lineage``, constant within one) and sampler
-        settings (``chains``, ``iter_warmup``, ...), for every lineage.
+        ``covariates``: not ``lineage``, constant within one; ``method``) and
+        sampler settings (``chains``, ``iter_warmup``, ...), for every lineage.
+        With ``method="pathfinder"`` the settings are Pathfinder's
+        (:data:`PATHFINDER_OPTIONS`) and every file is named ``approximate_*``.
 
     Returns
     -------
@@ -326,7 +348,18 @@ def fit_gene_effects_by(
     parameters = inspect.signature(fit_gene_effects).parameters
     options = {**{name: p.default for name, p in parameters.items()
                   if p.kind is p.KEYWORD_ONLY and name != "verbose"}, **options}
-    check_fit_options({k: v for k, v in options.items() if k not in parameters}, "fit_gene_effects_by")
+    settings = {k: v for k, v in options.items() if k not in parameters}
+    approximate = options["method"] == "pathfinder"
+    if approximate:
+        unknown = sorted(set(settings) - set(PATHFINDER_OPTIONS))
+        if unknown:
+            raise TypeError(f"fit_gene_effects_by: {unknown} are not settings of a Pathfinder fit "
+                            f"(method='pathfinder' takes {list(PATHFINDER_OPTIONS)})")
+    elif options["method"] == "nuts":
+        check_fit_options(settings, "fit_gene_effects_by")
+    else:
+        raise ValueError(f"method must be 'nuts' or 'pathfinder', got {options['method']!r}")
+    prefix = APPROXIMATE_PREFIX if approximate else ""
     cell_lines = options.pop("cell_lines")
     options["covariates"] = covariates = list(options["covariates"])
     if "lineage" in covariates or any(c not in COVARIATES for c in covariates):
@@ -337,12 +370,23 @@ def fit_gene_effects_by(
     groups, unassigned, unusable = lineage_groups(rel, cell_lines)
     out_dir.mkdir(parents=True, exist_ok=True)
     to_fit = {label: lines for label, lines in groups.items() if len(lines) >= MIN_LINES}
-    stems = _stems(list(groups))
+    stems = {label: prefix + stem for label, stem in _stems(list(groups)).items()}
     # Compiled once here, before any task: workers find it in the shared cache. "recommended"
     # picks a lineage's program by its number of lines, so it may need either.
     programs = (("centered", "noncentered") if options["parameterization"] == "recommended"
                 else (options["parameterization"],))
-    program_key = "+".join(compile_model("gene_effect", p, options.get("engine"), quiet=True).key for p in programs)
+    if approximate:
+        from pystanmods.engines import approximate as pathfinder_engine
+        from pystanmods.models.gene_effect import GeneEffect
+
+        # The Pathfinder front end is built once per program here, as NUTS's programs are below.
+        built = [pathfinder_engine.program_for(GeneEffect(covariates=covariates), p) for p in programs]
+        for program in built:
+            pathfinder_engine.build(program, quiet=True)
+        program_key = "+".join(pathfinder_engine.build_key(program) for program in built)
+    else:
+        program_key = "+".join(compile_model("gene_effect", p, options.get("engine"), quiet=True).key
+                               for p in programs)
     given = (options["essential"], options["nonessential"])
 
     def as_given(controls: Any) -> Any:
@@ -401,10 +445,11 @@ def fit_gene_effects_by(
                       "models": ";".join(unusable),
                       "reason": "no replicate passing QC with a pDNA reference, or requested and not screened"})
     summary = pd.DataFrame(table).reindex(columns=list(SUMMARY_COLUMNS))
-    tmp = out_dir / f".lineages.csv.tmp-{os.getpid()}"
+    name = prefix + SUMMARY_FILE
+    tmp = out_dir / f".{name}.tmp-{os.getpid()}"
     summary.to_csv(tmp, index=False)
-    os.replace(tmp, out_dir / "lineages.csv")
-    combine(out_dir, summary)
+    os.replace(tmp, out_dir / name)
+    combine(out_dir, summary, prefix)
     return LineageFits(summary=summary, out=out_dir, unassigned=unassigned, unusable=unusable)
 
 

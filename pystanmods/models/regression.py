@@ -106,7 +106,8 @@ class Model2(Model):
             "beta_g": None,
         },
         # SBC (make sbc; docs/sbc-results/model2-noncentered), non-centered, 100 simulations
-        # at 2 x (1000 + 2000), adapt_delta 0.999: 1 of 100 fits unconverged (PASS); at
+        # at 2 x (1000 + 2000), adapt_delta 0.999: 2 of 100 fits unconverged (PASS; rerun on the
+        # --O1 build, 2026-12-01; the default-level build had 1); at
         # 2 x (500 + 500), 55% of 200. The centered program on the same design and data
         # sets (model2-centered): 83% (INCONCLUSIVE). Pilots of the centered program at 100 and
         # 2,000 rows per gene: 40% and 15% of 20; under these priors a funnel draw stays likely

@@ -148,8 +148,8 @@ class GeneEffect(Model):
             "differs between lines moves its gene's effect there.",
             "On the test simulation (24 genes, 10 lines) theta's 90% intervals covered 83.8%, 90.2% and 84.3% "
             "of the fixed true values for seeds 11-13; over truths drawn from the prior (SBC, 10 genes x 8 lines) "
-            "89.2%. That SBC is inconclusive (37% of fits unconverged) and in it the per-line noise sds lean low "
-            "(per-line intervals covered 87-88%).",
+            "89.3%. That SBC is inconclusive (38% of fits unconverged) and in it the per-line noise sds lean low "
+            "(per-line intervals covered 86-88%).",
             "Covariate slopes (GeneEffect(covariates=...)) are per gene, pooled: from few lines per gene they are "
             "shrunk to the population slope, and where sigma_b is underestimated their intervals are too narrow "
             "(24 genes x 10 lines, slopes spread 0.15: 12 of 24 covered by 90% intervals; x 30 lines: 22 of 24).",

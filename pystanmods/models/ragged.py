@@ -145,7 +145,8 @@ class ModelA(Model):
         sbc={"n_cell_lines": 5, "sgrnas_per_gene": [1, 2, 3], "missing_fraction": 0.05},
         # make sbc (docs/sbc-results/model_a-noncentered): at 2 x (300 + 300) 198 of 200
         # fits had R-hat >= 1.01; a pilot of 10 (seed 2) at these settings had 1 of 10
-        # unconverged (one divergence), max R-hat 1.004, 9.5 s per fit; the run of 100: 14.
+        # unconverged (one divergence), max R-hat 1.004, 9.5 s per fit; the run of 100: 14, and
+        # 16 rerun on the --O1 build (2026-12-01, the committed run).
         # The centered program on the same data sets (model_a-centered): 99 of 100 diverged.
         sbc_fit={"iter_warmup": 1000, "iter_sampling": 2000, "adapt_delta": 0.999},
         limitations=(

@@ -133,7 +133,8 @@ class GeneEffect(Model):
         # both trial fits diverged or had R-hat >= 1.01 (ten hyperparameters
         # that few genes and lines barely inform); on this one, with 2 x
         # (1000 + 1000), the first four prior draws fitted in 8-30 s with R-hat
-        # <= 1.0084 and no divergence.
+        # <= 1.0084 and no divergence. The 100-simulation runs: non-centered 38% unconverged,
+        # centered (gene_effect-centered) 97%, both INCONCLUSIVE, no rejection.
         sbc={"n_genes": 10, "guides_per_gene": (2, 3, 4), "n_cell_lines": 8, "n_replicates": 2,
              "missing_fraction": 0.0},
         sbc_fit={"iter_warmup": 1000, "iter_sampling": 1000},

@@ -3,14 +3,18 @@ their central 90% posterior intervals (u in (0.05, 0.95)), with a standard error
 simulations (the scalars of one simulation are correlated, so the pooled counts are not
 binomial), and the mean of u (0.5 if calibrated). All fits, then the converged ones only.
 
-    python docs/sbc-results/gene_effect-noncentered/pooled.py
+    python docs/sbc-results/gene_effect-noncentered/pooled.py [RUN_FOLDER]
+
+RUN_FOLDER defaults to this file's folder; the centered run's pooled.txt is
+this script run on docs/sbc-results/gene_effect-centered.
 """
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
 ranks, fits = pd.read_csv(HERE / "ranks.csv"), pd.read_csv(HERE / "fits.csv")
 unconverged = set(fits.loc[(fits["divergences"] > 0) | (fits["max_rhat"] >= 1.01), "sim"])
 for label, part in (("all fits", ranks), ("converged fits", ranks[~ranks["sim"].isin(unconverged)])):

@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             wall = time.perf_counter() - start
             summary = fits.summary.set_index("lineage")
             ok = summary[summary["status"] == "ok"]
-            prefix = "approximate_" if name == "pathfinder" else ""
-            tables[name] = {lineage: pd.read_csv(work / "out" / row.directory / f"{prefix}gene_effect_long.csv")
+            tables[name] = {lineage: pd.read_csv(fits.out / row.directory / f"{fits.prefix}gene_effect_long.csv")
                             for lineage, row in ok.iterrows()}
             columns = ["status", "fit_seconds", "max_rhat", "min_ess_bulk", "divergences", "pathfinder_pareto_k"]
             result[name] = {"options": options, "wall_seconds": wall,

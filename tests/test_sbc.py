@@ -177,7 +177,7 @@ def test_readme_sbc_table_check_can_fail(tmp_path: Path) -> None:
     import shutil
 
     from pystanmods.sbc import committed
-    from pystanmods.sbc.core import NONCONVERGED_LIMIT
+    from pystanmods.sbc.core import NONCONVERGED_LIMIT, RHAT_LIMIT
 
     folder = Path(__file__).resolve().parents[1] / "docs" / "sbc-results" / "model4-noncentered"
     copy = tmp_path / "model4-noncentered"
@@ -185,7 +185,7 @@ def test_readme_sbc_table_check_can_fail(tmp_path: Path) -> None:
     result = committed.load(copy)
     before = committed.row("model4-noncentered", result)
     fits = result.fits
-    clean = (fits["divergences"] == 0) & (fits["max_rhat"] < 1.01)
+    clean = (fits["divergences"] == 0) & (fits["max_rhat"] < RHAT_LIMIT)
     at_limit = math.floor(NONCONVERGED_LIMIT * len(fits) + 1e-9) - int((~clean).sum())
     assert before["verdict"] == "PASS" and at_limit >= 0
     rows = []

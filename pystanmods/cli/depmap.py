@@ -135,9 +135,7 @@ def fit_handler(args: argparse.Namespace) -> int:
     if args.scheduler or args.workers is not None:
         raise ValueError("--scheduler and --workers run lineage fits on Dask: add --by lineage")
     if args.approximate:
-        # Pathfinder takes none of NUTS's settings but the program and the seed.
-        options: dict[str, object] = {"method": "pathfinder", "parameterization": args.parameterization,
-                                      "seed": args.seed}
+        options: dict[str, object] = _pathfinder_options(args)
     else:
         options = {"show_progress": not args.quiet, **sampler_options(args)}
     result = fit_gene_effects(
@@ -165,21 +163,21 @@ def fit_handler(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pathfinder_options(args: argparse.Namespace) -> dict[str, object]:
+    """``--approximate``'s settings: Pathfinder takes none of NUTS's but the program and the seed."""
+    return {"method": "pathfinder", "parameterization": args.parameterization, "seed": args.seed}
+
+
 def _fit_by(args: argparse.Namespace, out: Path, genes: list[str] | None, essential: str | None,
             nonessential: str | None) -> int:
     """``depmap fit --by lineage``: one fit per lineage on Dask, a summary line per lineage."""
-    from pystanmods.depmap.by_group import NO_LINEAGE, SUMMARY_FILE, UNUSABLE, fit_gene_effects_by
-    from pystanmods.depmap.gene_effects import APPROXIMATE_PREFIX
+    from pystanmods.depmap.by_group import NO_LINEAGE, UNUSABLE, fit_gene_effects_by
 
-    summary_file = (APPROXIMATE_PREFIX if args.approximate else "") + SUMMARY_FILE
-
-    # Pathfinder takes none of NUTS's settings but the program; the run seed is the same for both.
-    options = ({"method": "pathfinder", "parameterization": args.parameterization} if args.approximate
-               else {k: v for k, v in sampler_options(args).items() if k != "seed"})
+    options = _pathfinder_options(args) if args.approximate else sampler_options(args)
     result = fit_gene_effects_by(
         args.release_dir, args.by, out=out, genes=genes, cell_lines=args.cell_lines, essential=essential,
         nonessential=nonessential, threshold=args.threshold, prob=args.prob, covariates=args.covariates,
-        progress=not args.quiet, seed=args.seed, **cluster_options(args), **options,
+        progress=not args.quiet, **cluster_options(args), **options,
     )
     summary = result.summary
     if args.approximate:
@@ -198,7 +196,7 @@ def _fit_by(args: argparse.Namespace, out: Path, genes: list[str] | None, essent
     lineages = summary[~summary["lineage"].isin([NO_LINEAGE, UNUSABLE])]
     print(f"{len(fitted)} of {len(lineages)} lineages finished ({reused} from an earlier run), "
           f"{len(result.skipped)} skipped with fewer than 2 lines, {len(result.unassigned)} screened lines without a "
-          f"lineage, {len(result.unusable)} unusable; summary in {out / summary_file}")
+          f"lineage, {len(result.unusable)} unusable; summary in {result.summary_path}")
     warned = fitted[fitted["diagnostics_ok"] == False]  # noqa: E712
     if len(warned):
         print(f"diagnostic warnings in {len(warned)} lineage(s): {', '.join(map(str, warned['lineage']))} "

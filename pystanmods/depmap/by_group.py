@@ -88,6 +88,9 @@ class LineageFits:
         (too few cell lines, or the row of lines without a lineage), ``action``
         ``fitted`` or ``reused`` (finished by an earlier run).
     out : pathlib.Path
+    prefix : str
+        Of every file name the run wrote: :data:`APPROXIMATE_PREFIX` for a
+        Pathfinder run, else empty.
     unassigned : list of str
         Usable cell lines that ``Model.csv`` gives no lineage.
     unusable : list of str
@@ -97,6 +100,7 @@ class LineageFits:
 
     summary: pd.DataFrame
     out: Path
+    prefix: str = ""
     unassigned: list[str] = field(default_factory=list)
     unusable: list[str] = field(default_factory=list)
 
@@ -117,6 +121,11 @@ class LineageFits:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    @property
+    def summary_path(self) -> Path:
+        """Where :attr:`summary` was written."""
+        return self.out / f"{self.prefix}{SUMMARY_FILE}"
 
 
 def lineage_groups(
@@ -445,12 +454,12 @@ def fit_gene_effects_by(
                       "models": ";".join(unusable),
                       "reason": "no replicate passing QC with a pDNA reference, or requested and not screened"})
     summary = pd.DataFrame(table).reindex(columns=list(SUMMARY_COLUMNS))
-    name = prefix + SUMMARY_FILE
-    tmp = out_dir / f".{name}.tmp-{os.getpid()}"
+    result = LineageFits(summary=summary, out=out_dir, prefix=prefix, unassigned=unassigned, unusable=unusable)
+    tmp = out_dir / f".{result.summary_path.name}.tmp-{os.getpid()}"
     summary.to_csv(tmp, index=False)
-    os.replace(tmp, out_dir / name)
+    os.replace(tmp, result.summary_path)
     combine(out_dir, summary, prefix)
-    return LineageFits(summary=summary, out=out_dir, unassigned=unassigned, unusable=unusable)
+    return result
 
 
 __all__ = ["LineageFits", "fit_gene_effects_by", "lineage_groups"]

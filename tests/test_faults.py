@@ -761,6 +761,48 @@ def test_only_httpstan_chain_functions_have_their_socket_removed(tmp_path: Path)
         pool.shutdown(wait=True)
 
 
+#: A fit in a thread, as a Dask worker runs one: a short fit whose thread
+#: then ends, and a long one in a second thread.
+_FITS_IN_THREADS = textwrap.dedent("""
+    import sys, threading
+    import pandas as pd
+    import pystanmods as psm
+    def fit(path, iterations):
+        psm.fit("model1", pd.read_csv(path), engine="pystan", chains=2, iter_warmup=iterations,
+                iter_sampling=iterations, seed=1, compute_log_lik=False, compute_y_rep=False, show_progress=False)
+    first = threading.Thread(target=fit, args=(sys.argv[1], 200))
+    first.start(); first.join()
+    print("LONG FIT", file=sys.stderr, flush=True)
+    second = threading.Thread(target=fit, args=(sys.argv[2], 5000))
+    second.start(); second.join()
+""")
+
+
+def test_chains_of_a_fit_in_a_thread_die_with_their_process(csv_files: dict[str, Path], tmp_path: Path) -> None:
+    """A Dask worker fits in a thread of its pool. Its chain processes were
+    forked from that thread, so they had no parent-death signal (it would have
+    fired when the thread ended): a worker killed mid-fit left its chains
+    running as orphans (2 found after an SBC run was stopped). They are
+    forked from a keeper thread now. The short first fit shows that its
+    thread's end does not stop the chains a later fit uses."""
+    psm.compile_model("model1", engine="pystan", quiet=True)
+    env = _env(tmp_path, PYSTANMODS_ENGINE="pystan")
+    process, stderr = _start([sys.executable, "-c", _FITS_IN_THREADS, str(csv_files["small"]),
+                              str(csv_files["big"])], tmp_path, env)
+    stderr.wait_for(re.compile(rb"LONG FIT"), process)
+    deadline = time.monotonic() + 300
+    while len(_sockets(tmp_path)) < 2:
+        assert process.poll() is None, stderr.text()
+        assert time.monotonic() < deadline, "sampling never started"
+        time.sleep(0.2)
+    chains = _children(process.pid)
+    assert len(chains) == 2, chains
+    process.kill()
+    process.wait(timeout=EXIT_WITHIN)
+    _assert_gone(chains)
+    _assert_nothing_left(tmp_path)
+
+
 def test_a_crashed_chain_process_is_named_with_the_model_and_cache_entry(
     csv_files: dict[str, Path], tmp_path: Path
 ) -> None:

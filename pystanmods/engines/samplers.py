@@ -99,12 +99,13 @@ class SamplerPool(concurrent.futures.ProcessPoolExecutor):
 
     def __init__(self) -> None:
         # The kernel's parent-death signal follows the thread that forks, and
-        # the pool forks from the thread of its first submit (start()): only
-        # the main thread is sure to live as long as the process.
-        guard = threading.current_thread() is threading.main_thread()
+        # the pool forks from the thread of its first submit (start()), which
+        # is the main thread or a keeper thread that lives as long as the pool.
         super().__init__(
-            mp_context=multiprocessing.get_context("fork"), initializer=_init_sampler, initargs=(os.getpid(), guard)
+            mp_context=multiprocessing.get_context("fork"), initializer=_init_sampler, initargs=(os.getpid(), True)
         )
+        #: Set by stop(): ends the keeper thread that forked the processes, if any.
+        self.released = threading.Event()
         #: pid to multiprocessing.Process; kept after the executor drops them,
         #: so that their exit codes can still be read.
         self.processes: dict[int, Any] = {}
@@ -153,6 +154,35 @@ class _DropBrokenPool(logging.Filter):
         return "BrokenProcessPool" not in record.getMessage()
 
 
+def _forked_pool() -> SamplerPool:
+    """A pool whose processes are forked now, each set to die with the thread that forked it.
+
+    From the main thread, the pool forks there. From any other thread (a Dask
+    worker runs its fits in a thread pool) it forks from a daemon thread that
+    waits until the pool is stopped: the fit's own thread may end first,
+    which would kill the chains of a later fit, and without the guard a
+    worker killed mid-fit left its chains running as orphans.
+    """
+    if threading.current_thread() is threading.main_thread():
+        pool = SamplerPool()
+        pool.submit(os.getpid).result()
+        return pool
+    made: Future = Future()
+
+    def keep() -> None:
+        try:
+            pool = SamplerPool()
+            pool.submit(os.getpid).result()
+        except BaseException as error:
+            made.set_exception(error)
+            return
+        made.set_result(pool)
+        pool.released.wait()
+
+    threading.Thread(target=keep, name="pystanmods-chain-pool", daemon=True).start()
+    return made.result()
+
+
 def start() -> SamplerPool:
     """Install a pool in httpstan and fork its processes now; later calls return it.
 
@@ -168,8 +198,7 @@ def start() -> SamplerPool:
 
     with _LOCK:
         if _POOL is None:
-            pool = SamplerPool()
-            pool.submit(os.getpid).result()
+            pool = _forked_pool()
             previous = services_stub.executor
             services_stub.executor = pool
             if not isinstance(previous, SamplerPool):
@@ -206,6 +235,7 @@ def stop(timeout: float = 5.0) -> None:
             ready = multiprocessing.connection.wait(pending, deadline - time.monotonic())
             pending = [s for s in pending if s not in ready]
     pool.shutdown(wait=False, cancel_futures=True)
+    pool.released.set()
     # Their futures' callbacks would remove them too, but from the executor's
     # thread, which may not get to it before this process exits.
     pool.remove_sockets()

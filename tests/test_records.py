@@ -44,6 +44,7 @@ def test_records_declare_consistent_facts() -> None:
         ({"hyperparameters": ("alpha_g",)}, "hyperparameter alpha_g has dims"),
         ({"priors": {"sigma": ("halfnormal", 1.0, 2.0)}}, "prior of sigma"),
         ({"effects": ()}, "hierarchical exactly when it has group effects"),
+        ({"sbc_fit_by_program": {"noncentred": {"max_treedepth": 12}}}, "names 'noncentred', not a program"),
     ],
 )
 def test_an_inconsistent_record_is_refused(change: dict, message: str) -> None:
@@ -121,6 +122,17 @@ def test_sbc_designs_are_the_records() -> None:
     for model in all_models():
         for parameterization in ("centered", "noncentered") if model.hierarchical else ("centered",):
             assert found[(model.name, parameterization)] == dict(model.record.sbc)
+
+
+def test_a_program_s_own_sbc_settings_reach_only_its_design() -> None:
+    record = dataclasses.replace(MODEL2, sbc_fit={"iter_sampling": 2000},
+                                 sbc_fit_by_program={"noncentered": {"max_treedepth": 12}})
+    with pytest.raises(TypeError):
+        record.sbc_fit_by_program["noncentered"]["max_treedepth"] = 13  # type: ignore[index]
+    model5 = {d.parameterization: d.settings for d in designs(["model5"])}
+    assert model5["noncentered"]["max_treedepth"] == 12
+    assert "max_treedepth" not in model5["centered"]
+    assert {k: v for k, v in model5["noncentered"].items() if k != "max_treedepth"} == model5["centered"]
 
 
 def test_gene_effect_table_reads_the_record(monkeypatch: pytest.MonkeyPatch) -> None:

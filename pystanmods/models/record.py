@@ -173,6 +173,9 @@ class ModelRecord:
     sbc_fit : mapping
         Sampler settings its SBC fits need beyond the catalogue's
         (:data:`pystanmods.sbc.designs.FIT_SETTINGS`), e.g. longer chains.
+    sbc_fit_by_program : mapping
+        Settings for one program's SBC fits only, on top of ``sbc_fit``, keyed
+        by parameterization, e.g. ``{"noncentered": {"max_treedepth": 12}}``.
     limitations : tuple of str
         What the model cannot do, in plain words.
     """
@@ -200,6 +203,7 @@ class ModelRecord:
     hyperparameters: tuple[str, ...] = ()
     sbc: Mapping[str, Any] | None = None
     sbc_fit: Mapping[str, Any] = field(default_factory=dict)
+    sbc_fit_by_program: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     limitations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -208,7 +212,12 @@ class ModelRecord:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, MappingProxyType(dict(value)))
+        object.__setattr__(self, "sbc_fit_by_program", MappingProxyType(
+            {k: MappingProxyType(dict(v)) for k, v in self.sbc_fit_by_program.items()}))
         problems = []
+        for program in self.sbc_fit_by_program:
+            if program not in PARAMETERIZATIONS or not self.hierarchical:
+                problems.append(f"sbc_fit_by_program names {program!r}, not a program of this model")
         if self.recommended not in PARAMETERIZATIONS:
             problems.append(f"recommended {self.recommended!r} is not one of {PARAMETERIZATIONS}")
         if self.hierarchical != bool(self.effects):

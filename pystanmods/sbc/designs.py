@@ -45,6 +45,10 @@ def designs(models: list[str] | None = None) -> list[Design]:
         if model.record.sbc is None or not model.priors:
             continue
         parameterizations = PARAMETERIZATIONS if model.hierarchical else ("centered",)
-        settings = {**FIT_SETTINGS, **model.record.sbc_fit}
-        out.extend(Design(model.name, p, dict(model.record.sbc), dict(settings)) for p in parameterizations)
+        record = model.record
+        out.extend(
+            Design(model.name, p, dict(record.sbc),
+                   {**FIT_SETTINGS, **record.sbc_fit, **record.sbc_fit_by_program.get(p, {})})
+            for p in parameterizations
+        )
     return out

@@ -761,6 +761,16 @@ def test_only_httpstan_chain_functions_have_their_socket_removed(tmp_path: Path)
         pool.shutdown(wait=True)
 
 
+def _chains_once_sampling(process: subprocess.Popen, stderr: _Stderr, tmp_path: Path) -> list[int]:
+    """The fit's chain processes, once both chains' sockets are in its TMPDIR (sampling began)."""
+    deadline = time.monotonic() + 300
+    while len(_sockets(tmp_path)) < 2:
+        assert process.poll() is None, stderr.text()
+        assert time.monotonic() < deadline, "sampling never started"
+        time.sleep(0.2)
+    return _children(process.pid)
+
+
 #: A fit in a thread, as a Dask worker runs one: a short fit whose thread
 #: then ends, and a long one in a second thread.
 _FITS_IN_THREADS = textwrap.dedent("""
@@ -790,12 +800,7 @@ def test_chains_of_a_fit_in_a_thread_die_with_their_process(csv_files: dict[str,
     process, stderr = _start([sys.executable, "-c", _FITS_IN_THREADS, str(csv_files["small"]),
                               str(csv_files["big"])], tmp_path, env)
     stderr.wait_for(re.compile(rb"LONG FIT"), process)
-    deadline = time.monotonic() + 300
-    while len(_sockets(tmp_path)) < 2:
-        assert process.poll() is None, stderr.text()
-        assert time.monotonic() < deadline, "sampling never started"
-        time.sleep(0.2)
-    chains = _children(process.pid)
+    chains = _chains_once_sampling(process, stderr, tmp_path)
     assert len(chains) == 2, chains
     process.kill()
     process.wait(timeout=EXIT_WITHIN)
@@ -811,12 +816,7 @@ def test_a_crashed_chain_process_is_named_with_the_model_and_cache_entry(
     process, stderr = _start([sys.executable, "-m", "pystanmods.cli.main", "fit", "model1", str(csv_files["big"]),
                               "-o", "big.nc", *LONG_FIT, "--quiet"], tmp_path, env)
     # --quiet shows no progress: the chains' sockets in TMPDIR say sampling began.
-    deadline = time.monotonic() + 300
-    while len(_sockets(tmp_path)) < 2:
-        assert process.poll() is None, stderr.text()
-        assert time.monotonic() < deadline, "sampling never started"
-        time.sleep(0.2)
-    chains = _children(process.pid)
+    chains = _chains_once_sampling(process, stderr, tmp_path)
     assert len(chains) == 2
     os.kill(chains[0], signal.SIGBUS)  # what a truncated model did to its chain
     _wait_or_kill(process, chains, "a chain's SIGBUS")

@@ -125,8 +125,7 @@ def test_sbc_designs_are_the_records() -> None:
 
 
 def test_a_program_s_own_sbc_settings_reach_only_its_design() -> None:
-    record = dataclasses.replace(MODEL2, sbc_fit={"iter_sampling": 2000},
-                                 sbc_fit_by_program={"noncentered": {"max_treedepth": 12}})
+    record = dataclasses.replace(MODEL2, sbc_fit_by_program={"noncentered": {"max_treedepth": 12}})
     with pytest.raises(TypeError):
         record.sbc_fit_by_program["noncentered"]["max_treedepth"] = 13  # type: ignore[index]
     model5 = {d.parameterization: d.settings for d in designs(["model5"])}

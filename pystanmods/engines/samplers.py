@@ -44,7 +44,7 @@ _POOL: SamplerPool | None = None
 _LOCK = threading.Lock()
 
 
-def _init_sampler(parent: int, orphan_guard: bool) -> None:  # pragma: no cover - runs in the chain process
+def _init_sampler(parent: int) -> None:  # pragma: no cover - runs in the chain process
     # As httpstan's own initializer: Ctrl-C in a terminal reaches the whole
     # process group, and the parent stops the chains itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -52,7 +52,7 @@ def _init_sampler(parent: int, orphan_guard: bool) -> None:  # pragma: no cover 
     # (interrupts.sigterm_as_interrupt), which can never run in a process busy
     # in C++: the executor ends its processes with SIGTERM, so it must kill.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if orphan_guard and sys.platform.startswith("linux"):
+    if sys.platform.startswith("linux"):
         import ctypes
 
         with contextlib.suppress(OSError, AttributeError):
@@ -102,7 +102,7 @@ class SamplerPool(concurrent.futures.ProcessPoolExecutor):
         # the pool forks from the thread of its first submit (start()), which
         # is the main thread or a keeper thread that lives as long as the pool.
         super().__init__(
-            mp_context=multiprocessing.get_context("fork"), initializer=_init_sampler, initargs=(os.getpid(), True)
+            mp_context=multiprocessing.get_context("fork"), initializer=_init_sampler, initargs=(os.getpid(),)
         )
         #: Set by stop(): ends the keeper thread that forked the processes, if any.
         self.released = threading.Event()
@@ -163,16 +163,18 @@ def _forked_pool() -> SamplerPool:
     which would kill the chains of a later fit, and without the guard a
     worker killed mid-fit left its chains running as orphans.
     """
-    if threading.current_thread() is threading.main_thread():
+    def fork() -> SamplerPool:
         pool = SamplerPool()
         pool.submit(os.getpid).result()
         return pool
+
+    if threading.current_thread() is threading.main_thread():
+        return fork()
     made: Future = Future()
 
     def keep() -> None:
         try:
-            pool = SamplerPool()
-            pool.submit(os.getpid).result()
+            pool = fork()
         except BaseException as error:
             made.set_exception(error)
             return

@@ -176,14 +176,17 @@ class Model5Flat(Model):
         },
         # The SBC design (make sbc; docs/sbc-results/model5_flat-noncentered), non-centered,
         # 100 simulations: 4 genes (2-4 guides), 6 lines, 2 replicates at 2 x (1000 + 2000),
-        # adapt_delta 0.999 left 24% of fits unconverged (22 with R-hat >= 1.01; --O1 build,
-        # 2026-12-01; 20% on the default-level build), INCONCLUSIVE; 4 lines and one
-        # replicate at 2 x (500 + 500) left 78%. The unconverged fits are
-        # those with a small drawn sigma (median 0.10 against 0.93), where the data pin the
-        # effects and the non-centered geometry is the wrong one. The centered program on
-        # the same design and data sets: 26%, failing on other data sets (INCONCLUSIVE).
+        # adapt_delta 0.999 and max_treedepth 12 (sbc_fit_by_program): 8% of fits unconverged,
+        # all on R-hat (2026-12-01), PASS. At the default depth 10 the same data sets left 24%
+        # (22 with R-hat >= 1.01, 21 of them at the depth limit), INCONCLUSIVE; 4 lines and one
+        # replicate at 2 x (500 + 500) left 78%. The unconverged fits are those with a small
+        # drawn sigma (median 0.09 against 0.84), where the data pin the effects and a
+        # non-centered trajectory needs more than 1,023 leapfrog steps. The centered program
+        # (depth 10) on the same design and data sets: 26%, failing on other data sets
+        # (INCONCLUSIVE).
         sbc={"n_cell_lines": 6, "sgrnas_per_gene": [2, 3, 3, 4], "n_replicates": 2},
         sbc_fit={"iter_warmup": 1000, "iter_sampling": 2000, "adapt_delta": 0.999},
+        sbc_fit_by_program={"noncentered": {"max_treedepth": 12}},
         defaults={
             "n_cell_lines": 20,
             "sgrnas_per_gene": SEED_SGRNAS_PER_GENE,

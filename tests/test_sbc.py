@@ -116,7 +116,11 @@ def test_gene_effect_sbc_ranks_theta_in_block_order() -> None:
 
 def test_designs_carry_each_models_sampler_settings() -> None:
     by_label = {d.label: d for d in designs()}
-    assert by_label["gene_effect-noncentered"].settings == {"chains": 2, "iter_warmup": 1000, "iter_sampling": 1000}
+    # gene_effect's sbc_fit reaches its centered program as it is; its non-centered
+    # program's sbc_fit_by_program entry overrides the draws and adds its own settings.
+    assert by_label["gene_effect-centered"].settings == {"chains": 2, "iter_warmup": 1000, "iter_sampling": 1000}
+    assert by_label["gene_effect-noncentered"].settings == {"chains": 2, "iter_warmup": 1000, "iter_sampling": 2000,
+                                                           "adapt_delta": 0.99, "max_treedepth": 12}
     # Model C's sbc_fit applies to its centered program's design too; chains
     # comes from the catalogue default (FIT_SETTINGS), the rest from the record.
     assert by_label["model_c-centered"].settings == {"chains": 2, "iter_warmup": 1000, "iter_sampling": 2000,

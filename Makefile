@@ -9,7 +9,8 @@ JOBS   ?= 2
 # Programs whose Pathfinder the tests run (pystanmods.pathfinder, depmap fit --approximate).
 PATHFINDER_PROGRAMS ?= model1 gene_effect_centered
 # The SBC runs committed in docs/sbc-results that `make sbc` reproduces (seed 1,
-# 100 simulations, each on its model record's `sbc` design and `sbc_fit` settings).
+# 100 simulations, each on its model record's `sbc` design and `sbc_fit` settings,
+# plus `sbc_fit_by_program`'s for that program).
 SBC_RUNS ?= model1-centered model2-noncentered model3-noncentered model4-noncentered model5-noncentered model5_flat-noncentered gene_effect-noncentered model_a-noncentered model_b-noncentered model_lineage-noncentered model_c-noncentered model2-centered model3-centered model4-centered model5_flat-centered model5-centered model_lineage-centered model_c-centered model_a-centered model_b-centered gene_effect-centered
 
 .PHONY: help install models demo by-lineage test test-slow test-cmdstan bench bench-depmap sbc cmdstan render clean

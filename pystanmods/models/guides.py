@@ -85,8 +85,8 @@ class Model5(Model):
         # non-centered trajectories need more than 1023 steps. At max_treedepth 12 (a
         # pilot refit the first 9 of the 21 with it: the 7 R-hat failures converged, the
         # 2 divergent fits did not) the run has 9 of 100 (3 with a divergence, 6 with
-        # R-hat >= 1.01, max 1.094): PASS (2026-12-01). The centered program kept depth 10.
-        # The centered program on the same design and data sets: 85% (INCONCLUSIVE).
+        # R-hat >= 1.01, max 1.094): PASS (2026-12-01). The centered program (depth 10) on
+        # the same design and data sets: 85% (INCONCLUSIVE).
         sbc={"n_cell_lines": 6, "sgrnas_per_gene": [2, 3, 3, 4], "n_replicates": 2},
         sbc_fit={"iter_warmup": 1000, "iter_sampling": 2000, "adapt_delta": 0.999},
         sbc_fit_by_program={"noncentered": {"max_treedepth": 12}},

@@ -349,13 +349,13 @@ class ModelB(ModelA):
         # 6 / 2 / 1 of 10 unconverged (max R-hat 1.06 / 1.019 / 1.005), 30 s per fit at 8000.
         # The run of 100 at 8000: 11 of 100 (INCONCLUSIVE by one fit), the R-hat failures at
         # a small drawn sigma (median 0.036), every draw at the maximum tree depth 10. At depth
-        # 12 (Model A's setting, restated below with the centered program's own): 6 of 100 (4 with 1-4
+        # 12 (Model A's setting, taken from its record below): 6 of 100 (4 with 1-4
         # divergences, 2 with R-hat >= 1.01, max 1.036), PASS (2026-12-01, the committed run).
         # The centered program at 2 x (1000 + 2000), as Model A's centered run (its verdict is
         # set by divergences, which more draws would not remove, at a quarter of the cost): 99 of
         # 100 unconverged (97 with divergences), INCONCLUSIVE, no rejection (2026-12-01).
         sbc_fit={"iter_warmup": 1000, "iter_sampling": 8000, "adapt_delta": 0.999},
-        sbc_fit_by_program={"noncentered": {"max_treedepth": 12}, "centered": {"iter_sampling": 2000}},
+        sbc_fit_by_program={**ModelA.record.sbc_fit_by_program, "centered": {"iter_sampling": 2000}},
         limitations=(
             limits.GAUSSIAN_LOGFC,
             limits.NO_GENE_BY_CELL_LINE,
